@@ -1,0 +1,1 @@
+"""meshsim — discrete-event simulation of service meshes."""
