@@ -1,1 +1,30 @@
-"""meshsim — discrete-event simulation of service meshes."""
+"""meshsim — discrete-event simulation of service meshes.
+
+Simulated time is in milliseconds.  The one way in::
+
+    import meshsim
+    scenario = meshsim.load_scenario("data/scenarios/tandem.yaml")
+    result = meshsim.run(scenario, seed=1)
+    result.summary["latency_ms"]["mean"]
+    result.requests          # pandas DataFrame, one row per request
+"""
+
+from .api import run
+from .errors import MeshsimError, ScenarioError, ScenarioErrors, ScenarioWarning
+from .result import Result
+from .scenario.load import load_scenario
+from .scenario.model import Scenario
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MeshsimError",
+    "Result",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioErrors",
+    "ScenarioWarning",
+    "load_scenario",
+    "run",
+    "__version__",
+]

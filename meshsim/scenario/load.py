@@ -1,0 +1,287 @@
+"""Reading scenarios: YAML file or dict -> checked :class:`Scenario`.
+
+>>> sc = load_scenario({"run": {"requests": 100},
+...                     "services": {"web": {"workers": 2, "service_time": "10ms"}},
+...                     "workloads": {"users": {"rate": "50/s", "target": "web"}}})
+>>> sc.name, sc.instances()
+('scenario', ['web-0'])
+>>> round(sc.utilisation()["web"], 3)
+0.25
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ScenarioError, ScenarioErrors, ScenarioWarning, closest
+from .model import Scenario
+from .schema import Context
+from .spec import SCENARIO
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """Read a YAML file; every failure becomes a ScenarioError naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise ScenarioError(str(p), "no such file")
+    if p.is_dir():
+        raise ScenarioError(str(p), "is a directory, not a scenario file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(str(p), f"cannot be read: {e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ScenarioError(str(p), f"is not valid YAML{where}: {problem}") from None
+    if data is None:
+        raise ScenarioError(str(p), "is empty")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``"services.cart.replicas=3"`` into a path and a YAML-parsed value.
+
+    >>> parse_override("run.requests=1000")
+    ('run.requests', 1000)
+    """
+    if "=" not in text:
+        raise ScenarioError(text, "an override must look like PATH=VALUE, e.g. services.cart.replicas=3")
+    path, _, raw = text.partition("=")
+    path = path.strip()
+    if not path:
+        raise ScenarioError(text, "an override needs a path before '='")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def _split_path(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for token in path.split("."):
+        while "[" in token and token.endswith("]"):
+            head, _, idx = token.partition("[")
+            if head:
+                parts.append(head)
+            inner, _, token = idx.partition("]")
+            try:
+                parts.append(int(inner))
+            except ValueError:
+                raise ScenarioError(path, f"list index {inner!r} is not an integer") from None
+            token = token
+        if token:
+            parts.append(token)
+    return parts
+
+
+def set_path(data: dict, path: str, value: Any) -> dict:
+    """Return a copy of ``data`` with ``path`` (dots, [i] for list items) set to ``value``.
+
+    Intermediate mappings are created; a path through a non-mapping, or a list
+    index out of range, is a ScenarioError naming the path.
+
+    >>> set_path({"run": {"requests": 1}}, "run.requests", 5)
+    {'run': {'requests': 5}}
+    """
+    out = copy.deepcopy(data)
+    parts = _split_path(path)
+    node: Any = out
+    for i, key in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(str(p) for p in parts[: i + 1])
+        if isinstance(key, int):
+            if not isinstance(node, list) or not -len(node) <= key < len(node):
+                raise ScenarioError(where, "no such list item")
+            if last:
+                node[key] = value
+            else:
+                node = node[key]
+            continue
+        if not isinstance(node, dict):
+            raise ScenarioError(where, "cannot set a key inside a value that is not a mapping")
+        if last:
+            node[key] = value
+        else:
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+    return out
+
+
+def load_scenario(
+    source: str | os.PathLike | dict | Scenario,
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    warn: bool = True,
+) -> Scenario:
+    """Load, override, check and return a :class:`Scenario`.
+
+    ``source`` is a path to a YAML file, a dict of the same structure, or a
+    Scenario (re-checked with the overrides).  ``overrides`` are ``PATH=VALUE``
+    strings or a ``{path: value}`` dict.  Raises :class:`ScenarioErrors`
+    listing every problem; warns :class:`ScenarioWarning` for stations whose
+    utilisation is >= 1.
+    """
+    base_dir: Path | None = None
+    origin = "<dict>"
+    if isinstance(source, Scenario):
+        raw, base_dir, origin = copy.deepcopy(source.raw), source.base_dir, source.origin
+    elif isinstance(source, dict):
+        raw = copy.deepcopy(source)
+    elif isinstance(source, (str, os.PathLike)):
+        raw = read_yaml(source)
+        base_dir = Path(source).resolve().parent
+        origin = str(source)
+    else:
+        raise ScenarioError("", f"a scenario must be a file path or a mapping, got {type(source).__name__}")
+    if not isinstance(raw, dict):
+        raise ScenarioError("", f"a scenario must be a mapping of keys (run, services, workloads, ...), got {type(raw).__name__}")
+    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides or [])
+    for path, value in items:
+        raw = set_path(raw, path, value)
+
+    ctx = Context(base_dir=base_dir)
+    spec = SCENARIO.check(raw, "", ctx)
+    if not ctx.errors:
+        _check_references(spec, ctx)
+    if ctx.errors:
+        raise ScenarioErrors(ctx.errors)
+    scenario = Scenario(raw=raw, spec=spec, base_dir=base_dir, origin=origin)
+    if warn:
+        for service, u in scenario.utilisation().items():
+            if u >= 1.0:
+                warnings.warn(
+                    f"services.{service}: offered utilisation {u:.2f} >= 1; its queue will grow without bound",
+                    ScenarioWarning,
+                    stacklevel=2,
+                )
+    return scenario
+
+
+def _check_references(spec: dict, ctx: Context) -> None:
+    """Cross-reference checks: names that must exist, and an acyclic call graph."""
+    topo = spec["topology"]
+    if topo["regions"] is None:
+        zones_used = {h["zone"] for h in topo["hosts"].values()} or {"zone-a"}
+        topo["regions"] = {"region-1": sorted(zones_used)}
+    zone_region: dict[str, str] = {}
+    for region, zones in topo["regions"].items():
+        for z in zones:
+            if z in zone_region:
+                ctx.error(f"topology.regions.{region}", f"zone {z!r} is already in region {zone_region[z]!r}")
+            zone_region[z] = region
+    for host, h in topo["hosts"].items():
+        if h["zone"] not in zone_region:
+            ctx.error(f"topology.hosts.{host}.zone", f"unknown zone {h['zone']!r}", closest(h["zone"], zone_region))
+    if set(topo["hosts"]) & set(zone_region) or set(topo["hosts"]) & set(topo["regions"]) or set(zone_region) & set(topo["regions"]):
+        ctx.error("topology", "host, zone and region names must all be different")
+
+    services = spec["services"]
+    for name, svc in services.items():
+        base = f"services.{name}"
+        if isinstance(svc["placement"], list):
+            for i, h in enumerate(svc["placement"]):
+                if h not in topo["hosts"]:
+                    ctx.error(f"{base}.placement[{i}]", f"unknown host {h!r}", closest(h, topo["hosts"]))
+        for i, z in enumerate(svc["zones"] or []):
+            if z not in zone_region:
+                ctx.error(f"{base}.zones[{i}]", f"unknown zone {z!r}", closest(z, zone_region))
+            elif topo["hosts"] and not any(h["zone"] == z for h in topo["hosts"].values()):
+                ctx.error(f"{base}.zones[{i}]", f"zone {z!r} has no hosts")
+        for ep_name, ep in svc["endpoints"].items():
+            for i, step in enumerate(ep["calls"]):
+                calls = step["parallel"] if "parallel" in step else [step]
+                for j, call in enumerate(calls):
+                    where = f"{base}.endpoints.{ep_name}.calls[{i}]" + (f".parallel[{j}]" if "parallel" in step else "")
+                    _resolve_endpoint(call, services, where, ctx)
+
+    for name, w in spec["workloads"].items():
+        _resolve_endpoint(w, services, f"workloads.{name}", ctx, key="target")
+        src = w["source"]
+        if src is not None and src not in zone_region and src not in topo["hosts"]:
+            ctx.error(f"workloads.{name}.source", f"unknown zone or host {src!r}",
+                      closest(src, list(zone_region) + list(topo["hosts"])))
+
+    places = set(zone_region) | set(topo["regions"]) | set(topo["hosts"])
+    for i, link in enumerate(spec["network"]["links"]):
+        for j, n in enumerate(link["between"]):
+            if n not in places:
+                ctx.error(f"network.links[{i}].between[{j}]", f"unknown host, zone or region {n!r}", closest(n, places))
+    if ctx.errors:
+        return
+    _check_acyclic(services, ctx)
+
+    # faults reference instances and hosts, which exist once placement is known
+    sc = Scenario(raw={}, spec=spec, base_dir=None, origin="")
+    instances = set(sc.instances())
+    hosts = set(sc.hosts())
+    places |= hosts
+    for i, f in enumerate(spec["faults"]):
+        if f["instance"] is not None and f["instance"] not in instances:
+            ctx.error(f"faults[{i}].instance", f"unknown instance {f['instance']!r} (instances are named service-index)",
+                      closest(f["instance"], instances))
+        if f["host"] is not None and f["host"] not in hosts:
+            ctx.error(f"faults[{i}].host", f"unknown host {f['host']!r}", closest(f["host"], hosts))
+        for key in ("between", "groups"):
+            names = f[key] or []
+            flat = [n for g in names for n in (g if isinstance(g, list) else [g])]
+            for n in flat:
+                if n not in places:
+                    ctx.error(f"faults[{i}].{key}", f"unknown host, zone or region {n!r}", closest(n, places))
+
+
+def _resolve_endpoint(call: dict, services: dict, where: str, ctx: Context, key: str = "service") -> None:
+    target = call[key]
+    if target not in services:
+        ctx.error(f"{where}.{key}", f"unknown service {target!r}", closest(target, services))
+        return
+    eps = services[target]["endpoints"]
+    if call["endpoint"] is None:
+        if len(eps) != 1:
+            ctx.error(f"{where}.endpoint", f"is required: {target} has endpoints {', '.join(eps)}")
+            return
+        call["endpoint"] = next(iter(eps))
+    elif call["endpoint"] not in eps:
+        ctx.error(f"{where}.endpoint", f"{target} has no endpoint {call['endpoint']!r}; it has {', '.join(eps)}",
+                  closest(call["endpoint"], eps))
+
+
+def _check_acyclic(services: dict, ctx: Context) -> None:
+    WHITE, GREY, BLACK = 0, 1, 2
+    color: dict[tuple[str, str], int] = {}
+
+    def edges(node: tuple[str, str]):
+        ep = services[node[0]]["endpoints"][node[1]]
+        for step in ep["calls"]:
+            for call in step["parallel"] if "parallel" in step else [step]:
+                yield (call["service"], call["endpoint"])
+
+    def visit(node, stack):
+        color[node] = GREY
+        for nxt in edges(node):
+            c = color.get(nxt, WHITE)
+            if c == GREY:
+                cycle = stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt]
+                ctx.error(f"services.{node[0]}.endpoints.{node[1]}.calls",
+                          "call graph has a cycle: " + " -> ".join(f"{s}.{e}" for s, e in cycle))
+                return True
+            if c == WHITE and visit(nxt, stack + [nxt]):
+                return True
+        color[node] = BLACK
+        return False
+
+    for s, svc in services.items():
+        for e in svc["endpoints"]:
+            if color.get((s, e), WHITE) == WHITE and visit((s, e), [(s, e)]):
+                return

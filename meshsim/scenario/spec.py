@@ -1,0 +1,390 @@
+"""The scenario schema: every key a scenario file may hold, its type, default and meaning.
+
+This module is the single source of truth for scenario keys; docs/scenarios.md
+is rendered from it (``python -m meshsim.scenario.docs``) and a test checks the
+two agree.  Times are milliseconds (numbers) or strings like "250ms", "2s", "5m".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .schema import (
+    AnyOf,
+    Bool,
+    Context,
+    Custom,
+    Dist,
+    Duration,
+    Enum,
+    Field,
+    Float,
+    Int,
+    ListOf,
+    MapOf,
+    Str,
+    Struct,
+)
+
+#: Failure reasons a request can end with (the status column of the tables).
+PROBABILITY = Float(min=0.0, max=1.0)
+
+
+def _queue(value: Any, path: str, ctx: Context) -> Any:
+    if value == "unbounded":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        ctx.error(path, f"must be 'unbounded' or an integer >= 0 (waiting-room size), got {value!r}")
+        return None
+    return value
+
+
+def _placement(value: Any, path: str, ctx: Context) -> Any:
+    if value in ("spread", "pack"):
+        return value
+    if isinstance(value, list) and value and all(isinstance(h, str) for h in value):
+        return list(value)
+    ctx.error(path, f"must be 'spread', 'pack' or a list of host names, got {value!r}")
+    return "spread"
+
+
+def _wait(value: Any, path: str, ctx: Context) -> Any:
+    if value == "all":
+        return "all"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    ctx.error(path, f"must be 'all' or an integer k >= 1 (wait for the first k replies), got {value!r}")
+    return "all"
+
+
+def _call_shorthand(value: Any) -> Any:
+    # "db" or "db.get" -> {service: db, endpoint: get}
+    if isinstance(value, str):
+        svc, _, ep = value.partition(".")
+        return {"service": svc, "endpoint": ep or None}
+    return value
+
+
+CALL = Struct(
+    "call",
+    {
+        "service": Field(Str(), doc="downstream service to call"),
+        "endpoint": Field(Str(), default=None, doc="its endpoint; may be omitted when it has exactly one"),
+        "probability": Field(PROBABILITY, default=1.0, doc="chance that this call is made at all"),
+    },
+    doc="One downstream call. Shorthand: a string 'service' or 'service.endpoint'.",
+    shorthand=_call_shorthand,
+)
+
+
+def _validate_parallel(out: dict, path: str, ctx: Context) -> None:
+    wait = out["wait"]
+    n = len(out["parallel"])
+    if wait != "all" and wait > n:
+        ctx.error(f"{path}.wait", f"cannot wait for {wait} replies of {n} parallel call(s)")
+
+
+PARALLEL = Struct(
+    "parallel",
+    {
+        "parallel": Field(ListOf(CALL, min_items=1), doc="calls issued at the same time (fan-out)"),
+        "wait": Field(Custom("'all' or integer k >= 1", _wait), default="all",
+                      doc="continue when all replies are in, or after the first k successful ones"),
+    },
+    doc="A fan-out step: several calls in parallel.",
+    validate=_validate_parallel,
+)
+
+STEP = AnyOf(
+    (lambda v: isinstance(v, dict) and "parallel" in v, PARALLEL),
+    (lambda v: True, CALL),
+    type_name="call or parallel group",
+)
+
+ENDPOINT = Struct(
+    "endpoint",
+    {
+        "service_time": Field(Dist(), doc="local processing time of one request (a distribution)"),
+        "calls": Field(ListOf(STEP), default=list,
+                       doc="downstream calls made after local processing, one step after another"),
+    },
+    doc="An endpoint: local work, then downstream calls.",
+)
+
+
+def _validate_service(out: dict, path: str, ctx: Context) -> None:
+    has_short = out.get("service_time") is not None
+    if has_short and out["endpoints"]:
+        ctx.error(f"{path}.service_time", "give either service_time/calls (one endpoint) or endpoints, not both")
+    elif not has_short and not out["endpoints"]:
+        ctx.error(f"{path}.service_time", "is required (or define endpoints)")
+    elif out["calls"] and not has_short:
+        ctx.error(f"{path}.calls", "goes with service_time; put calls under endpoints.<name>.calls")
+    if has_short:
+        out["endpoints"] = {"default": {"service_time": out["service_time"], "calls": out["calls"]}}
+    del out["service_time"], out["calls"]
+
+
+SERVICE = Struct(
+    "service",
+    {
+        "replicas": Field(Int(min=1), default=1, doc="number of instances"),
+        "workers": Field(Int(min=1), default=1, doc="concurrency c of each instance (its worker pool)"),
+        "queue": Field(Custom("'unbounded' or integer >= 0", _queue), default=None,
+                       doc="waiting-room size per instance; a request arriving to a full queue is rejected "
+                           "(reason queue_full). Default unbounded"),
+        "semantics": Field(Enum("async", "blocking"), default="async",
+                           doc="blocking: a worker is held during downstream calls (thread per request); "
+                               "async: it is released after local processing"),
+        "placement": Field(Custom("'spread', 'pack' or list of hosts", _placement), default="spread",
+                           doc="where instances go: spread over zones, pack onto as few hosts as possible, "
+                               "or an explicit list of hosts (one per instance, cycled)"),
+        "zones": Field(ListOf(Str(), min_items=1), default=None, doc="restrict placement to these zones"),
+        "service_time": Field(Dist(), default=None, doc="shorthand for a single endpoint named 'default'"),
+        "calls": Field(ListOf(STEP), default=list, doc="shorthand: calls of the single 'default' endpoint"),
+        "endpoints": Field(MapOf(ENDPOINT, "endpoint name"), default=dict, doc="named endpoints"),
+    },
+    doc="A service: replicas of one program, each a worker pool with a queue.",
+    validate=_validate_service,
+)
+
+ARRIVALS = {"poisson", "deterministic", "mmpp", "steps", "diurnal", "closed", "trace"}
+
+
+def _validate_workload(out: dict, path: str, ctx: Context) -> None:
+    kind = out["type"]
+    need = {
+        "poisson": ["rate"],
+        "deterministic": ["rate"],
+        "mmpp": ["rate", "off_rate", "on_time", "off_time"],
+        "steps": ["steps"],
+        "diurnal": ["rate", "amplitude", "period"],
+        "closed": ["users", "think_time"],
+        "trace": ["file"],
+    }[kind]
+    for key in need:
+        if out.get(key) is None:
+            ctx.error(f"{path}.{key}", f"is required for type {kind}")
+    used = set(need) | {"type", "target", "endpoint", "source", "timeout", "phase", "column", "speedup", "off_rate"}
+    for key in ("rate", "off_rate", "on_time", "off_time", "steps", "amplitude", "period", "users", "think_time", "file"):
+        if out.get(key) is not None and key not in used:
+            ctx.error(f"{path}.{key}", f"does not apply to type {kind}")
+
+
+STEP_RATE = Struct(
+    "rate step",
+    {
+        "at": Field(Duration(), doc="time the rate takes effect"),
+        "rate": Field(Custom("rate >= 0", lambda v, p, c: _rate_nonneg(v, p, c)), doc="arrival rate from then on"),
+    },
+)
+
+
+def _rate_nonneg(v: Any, p: str, c: Context) -> Any:
+    from ..errors import ScenarioError
+    from ..units import parse_rate
+
+    try:
+        return parse_rate(v, p)
+    except ScenarioError as e:
+        c.errors.append(e)
+        return 0.0
+
+
+WORKLOAD = Struct(
+    "workload",
+    {
+        "type": Field(Enum(*sorted(ARRIVALS)), default="poisson",
+                      doc="arrival process: poisson, deterministic, mmpp (bursty on/off), steps (rate schedule), "
+                          "diurnal (sinusoidal rate), closed (users with think time), trace (CSV replay)"),
+        "target": Field(Str(), doc="service that receives the requests"),
+        "endpoint": Field(Str(), default=None, doc="endpoint of the target; may be omitted when it has one"),
+        "source": Field(Str(), default=None,
+                        doc="zone or host the clients sit in (default: the first zone; clients get their own host)"),
+        "rate": Field(Custom("rate", _rate_nonneg), default=None,
+                      doc="arrivals per second (poisson, deterministic, diurnal mean; mmpp rate while on)"),
+        "off_rate": Field(Custom("rate", _rate_nonneg), default=None, doc="mmpp: rate while off (often 0)"),
+        "on_time": Field(Duration(min_exclusive=0), default=None, doc="mmpp: mean length of an on period (exponential)"),
+        "off_time": Field(Duration(min_exclusive=0), default=None, doc="mmpp: mean length of an off period (exponential)"),
+        "steps": Field(ListOf(STEP_RATE, min_items=1), default=None,
+                       doc="steps: list of {at, rate}; the rate before the first step is 0"),
+        "amplitude": Field(Float(min=0.0, max=1.0), default=None,
+                           doc="diurnal: relative swing, rate(t) = rate * (1 + amplitude * sin(2 pi t / period + phase))"),
+        "period": Field(Duration(min_exclusive=0), default=None, doc="diurnal: length of one cycle, e.g. 24h"),
+        "phase": Field(Float(), default=0.0, doc="diurnal: phase in radians"),
+        "users": Field(Int(min=1), default=None, doc="closed: number of users, each with one request outstanding"),
+        "think_time": Field(Dist(), default=None, doc="closed: pause between a reply and the next request"),
+        "file": Field(Str(), default=None,
+                      doc="trace: CSV of arrival times (ms), relative to the scenario file or data/"),
+        "column": Field(Str(), default="time_ms", doc="trace: column holding the arrival times"),
+        "speedup": Field(Float(min=0.0, min_exclusive=True), default=1.0, doc="trace: divide trace times by this"),
+        "timeout": Field(Duration(min_exclusive=0), default=None,
+                         doc="client gives up after this long (request fails with reason timeout)"),
+    },
+    doc="A source of requests.",
+    validate=_validate_workload,
+)
+
+LINK = Struct(
+    "link",
+    {
+        "between": Field(ListOf(Str(), min_items=2, max_items=2),
+                         doc="two hosts, zones or regions; the override applies to traffic between them"),
+        "latency": Field(Dist(), default=None, doc="one-way latency distribution on this link"),
+        "loss": Field(PROBABILITY, default=None, doc="probability that a message on this link is lost"),
+        "oneway": Field(Bool(), default=False, doc="apply only from the first to the second"),
+    },
+    doc="A per-pair override of latency or loss.",
+)
+
+DEFAULT_LATENCY = {
+    "same_host": {"dist": "constant", "value": 0.02},
+    "same_zone": {"dist": "lognormal", "median": 0.2, "p99": 1.0},
+    "cross_zone": {"dist": "lognormal", "median": 1.0, "p99": 3.0},
+    "cross_region": {"dist": "lognormal", "median": 40.0, "p99": 60.0},
+}
+
+LATENCY = Struct(
+    "latency",
+    {
+        key: Field(Dist(), default=None, doc=f"one-way latency {key.replace('_', ' ')} (default {val})")
+        for key, val in DEFAULT_LATENCY.items()
+    },
+    doc="Default one-way latency by where the two hosts are.",
+)
+
+NETWORK = Struct(
+    "network",
+    {
+        "enabled": Field(Bool(), default=True, doc="false: every message is delivered at once (no latency, no loss)"),
+        "latency": Field(LATENCY, default=dict, doc="latency classes"),
+        "loss": Field(PROBABILITY, default=0.0, doc="probability that any message is lost"),
+        "links": Field(ListOf(LINK), default=list, doc="overrides for pairs of hosts, zones or regions"),
+    },
+    doc="Links between hosts. A lost or blocked request message fails the call at once (reason network_loss "
+        "or partitioned), as a connection error would.",
+)
+
+
+def _zone_list(value: Any, path: str, ctx: Context) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    return ListOf(Str(), min_items=1).check(value, path, ctx)
+
+
+HOST = Struct(
+    "host",
+    {"zone": Field(Str(), doc="zone the host is in")},
+    doc="A machine. Shorthand: the zone name.",
+    shorthand=lambda v: {"zone": v},
+)
+
+TOPOLOGY = Struct(
+    "topology",
+    {
+        "regions": Field(MapOf(Custom("list of zones", _zone_list), "region name"), default=None,
+                         doc="regions and their zones (default: region-1 with zone-a)"),
+        "hosts": Field(MapOf(HOST, "host name"), default=dict,
+                       doc="hosts and their zones; when empty, each instance gets its own host"),
+    },
+    doc="Where things run: regions contain zones, zones contain hosts.",
+)
+
+
+def _validate_fault(out: dict, path: str, ctx: Context) -> None:
+    action = out["action"]
+    target_keys = {"crash": ("instance", "host"), "restart": ("instance", "host"),
+                   "degrade": ("between",), "partition": ("groups",)}[action]
+    given = [k for k in ("instance", "host", "between", "groups") if out.get(k) is not None]
+    if action in ("crash", "restart"):
+        if len([k for k in given if k in target_keys]) != 1:
+            ctx.error(path, f"{action} needs exactly one of instance or host")
+    else:
+        for k in target_keys:
+            if out.get(k) is None:
+                ctx.error(f"{path}.{k}", f"is required for action {action}")
+    for k in given:
+        if k not in target_keys:
+            ctx.error(f"{path}.{k}", f"does not apply to action {action}")
+    if action == "restart" and out.get("until") is not None:
+        ctx.error(f"{path}.until", "does not apply to restart")
+    if action == "degrade" and out.get("latency") is None and out.get("extra_latency") is None and out.get("loss") is None:
+        ctx.error(path, "degrade needs latency, extra_latency or loss")
+    if out.get("until") is not None and out["until"] <= out["at"]:
+        ctx.error(f"{path}.until", f"must be after at ({out['at']}ms), got {out['until']}ms")
+
+
+FAULT = Struct(
+    "fault",
+    {
+        "at": Field(Duration(), doc="when the fault starts"),
+        "until": Field(Duration(), default=None, doc="when it heals (crash: restart then); default never"),
+        "action": Field(Enum("crash", "restart", "degrade", "partition"), doc="what happens"),
+        "instance": Field(Str(), default=None, doc="crash/restart: an instance, named service-index, e.g. cart-0"),
+        "host": Field(Str(), default=None, doc="crash/restart: a host (all its instances)"),
+        "between": Field(ListOf(Str(), min_items=2, max_items=2), default=None,
+                         doc="degrade: two hosts, zones or regions"),
+        "latency": Field(Dist(), default=None, doc="degrade: replacement one-way latency"),
+        "extra_latency": Field(Dist(), default=None, doc="degrade: latency added on top"),
+        "loss": Field(PROBABILITY, default=None, doc="degrade: message loss probability"),
+        "groups": Field(ListOf(ListOf(Str(), min_items=1), min_items=2), default=None,
+                        doc="partition: lists of hosts/zones/regions that cannot reach each other"),
+        "oneway": Field(Bool(), default=False,
+                        doc="degrade/partition: only traffic from the first side (groups[0]) to the others"),
+    },
+    doc="One event of the fault timeline.",
+    validate=_validate_fault,
+)
+
+
+def _validate_run(out: dict, path: str, ctx: Context) -> None:
+    if out["duration"] is None and out["requests"] is None:
+        ctx.error(path, "needs duration or requests (or both) to know when arrivals stop")
+
+
+RUN = Struct(
+    "run",
+    {
+        "duration": Field(Duration(min_exclusive=0), default=None, doc="arrivals stop at this simulated time"),
+        "requests": Field(Int(min=1), default=None, doc="arrivals stop after this many requests"),
+        "drain": Field(Bool(), default=True, doc="after arrivals stop, let requests in flight finish"),
+        "max_time": Field(Duration(min_exclusive=0), default=None,
+                          doc="hard stop for the whole run (guards unstable scenarios); default none"),
+    },
+    doc="When the run ends.",
+    validate=_validate_run,
+)
+
+METRICS = Struct(
+    "metrics",
+    {
+        "mode": Field(Enum("full", "streaming"), default="full",
+                      doc="full: per-request and per-span tables; streaming: histograms only, memory flat"),
+        "warmup": Field(Duration(), default=0.0, doc="requests arriving before this are left out of the summary"),
+        "spans": Field(Bool(), default=True, doc="full mode: record one row per call (span)"),
+        "sample_interval": Field(Duration(min_exclusive=0), default=None,
+                                 doc="how often queue lengths and busy workers are sampled (default: about 200 "
+                                     "samples over the run)"),
+        "batches": Field(Int(min=2), default=20, doc="number of batches for batch-means confidence intervals"),
+        "histogram_error": Field(Float(min=1e-4, max=0.1), default=0.01,
+                                 doc="streaming: relative error of latency quantiles"),
+    },
+    doc="What is recorded and how the summary is computed.",
+)
+
+SCENARIO = Struct(
+    "scenario",
+    {
+        "name": Field(Str(), default="scenario", doc="a name for tables and plots"),
+        "description": Field(Str(), default="", doc="free text"),
+        "seed": Field(Int(min=0), default=1, doc="default seed (the CLI's --seed and run(seed=) override it)"),
+        "run": Field(RUN, doc="when the run ends"),
+        "metrics": Field(METRICS, default=dict, doc="recording options"),
+        "topology": Field(TOPOLOGY, default=dict, doc="regions, zones, hosts"),
+        "network": Field(NETWORK, default=dict, doc="latency and loss between hosts"),
+        "services": Field(MapOf(SERVICE, "service name", min_items=1), doc="the services"),
+        "workloads": Field(MapOf(WORKLOAD, "workload name", min_items=1), doc="request sources"),
+        "faults": Field(ListOf(FAULT), default=list, doc="the fault timeline"),
+    },
+    doc="A whole scenario.",
+)

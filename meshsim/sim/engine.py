@@ -1,0 +1,286 @@
+"""The request path: instances (worker pool + queue) and calls through the call graph.
+
+A :class:`Call` is one invocation of an endpoint on an instance (one span).
+It is also the carrier scheduled on SimPy's heap for its own service
+completion, so the hot path allocates one object per call and runs on
+callbacks only.
+
+Life of a call: the caller picks an instance with its own balancer and sends
+the call over the network; at the instance it is refused (instance down),
+rejected (queue full), queued or started; after its service time the
+endpoint's steps run one after another, each issuing one call or a parallel
+group and waiting for all or the first k replies; then the call finishes and
+its reply travels back to the caller.  With blocking semantics the worker is
+held until the call finishes; with async semantics it is released when local
+processing ends.  Any failure of a needed downstream call fails the call with
+the same reason.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from ..core.selection import Balancer, RoundRobin
+from .kernel import Carrier, Kernel
+from .network import Network
+from .recorder import CRASHED, OK, QUEUE_FULL, REFUSED, Recorder, status_code
+
+NAN = float("nan")
+
+
+class EndpointRT:
+    """Runtime form of an endpoint: steps of (targets, k) with targets (service, endpoint, p)."""
+
+    __slots__ = ("service", "name", "gid", "steps", "dist", "has_prob")
+
+    def __init__(self, service: str, name: str, gid: int, dist: Any):
+        self.service = service
+        self.name = name
+        self.gid = gid
+        self.dist = dist
+        self.steps: list[tuple[list[tuple[ServiceRT, EndpointRT, float]], int | None]] = []
+        self.has_prob = False
+
+
+class ServiceRT:
+    """Runtime form of a service: its endpoints and instances."""
+
+    def __init__(self, name: str, spec: dict):
+        self.name = name
+        self.spec = spec
+        self.endpoints: dict[str, EndpointRT] = {}
+        self.instances: list[Instance] = []
+
+
+class Call(Carrier):
+    """One call of an endpoint on an instance; also its own completion event."""
+
+    __slots__ = (
+        "req", "span", "parent", "parent_span", "ep", "inst", "src_host",
+        "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
+        "gen", "status", "finished", "holding",
+    )
+
+    def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float):
+        self.req = req
+        self.span = span
+        self.parent = parent
+        self.parent_span = parent_span
+        self.ep = ep
+        self.src_host = src_host
+        self.t_send = now
+        self.t_arrive = NAN
+        self.t_start = NAN
+        self.t_svc = NAN
+        self.step = 0
+        self.gen = 0
+        self.status = OK
+        self.finished = False
+        self.holding = False
+
+    # The parent interface: every call and every workload has child_done(call).
+    def child_done(self, child: Call) -> None:
+        if self.finished or child.gen != self.step:
+            return  # late reply: this step was already decided
+        self.pending -= 1
+        if child.status == OK:
+            self.ok += 1
+            if self.ok >= self.need:
+                self.step += 1
+                self.inst.advance(self)
+        elif self.pending + self.ok < self.need:
+            self.inst.finish(self, child.status)
+
+
+class Caller:
+    """Anything that sends calls: it keeps its own view of each target service and its own balancer."""
+
+    def __init__(self, sim: Any, host: str, name: str):
+        self.sim = sim
+        self.host = host
+        self.name = name
+        self.balancers: dict[str, tuple[list[Instance], Balancer]] = {}
+
+    def pick(self, service: ServiceRT, call: Call | None = None) -> Instance:
+        entry = self.balancers.get(service.name)
+        if entry is None:
+            entry = self.balancers[service.name] = self.sim.make_balancer(self, service)
+        view, balancer = entry
+        return view[balancer.pick(self.sim.kernel.env._now)]
+
+    def send(self, call: Call, service: ServiceRT) -> None:
+        inst = self.pick(service, call)
+        call.inst = inst
+        self.sim.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
+
+
+class Instance(Caller):
+    """One instance of a service: ``workers`` servers and a FIFO queue."""
+
+    def __init__(self, sim: Any, service: ServiceRT, index: int, gid: int, host: str, streams: Any):
+        super().__init__(sim, host, f"{service.name}-{index}")
+        spec = service.spec
+        self.service = service
+        self.index = index
+        self.gid = gid
+        self.workers: int = spec["workers"]
+        self.queue_cap: int | None = spec["queue"]
+        self.blocking: bool = spec["semantics"] == "blocking"
+        self.busy = 0
+        self.queue: deque[Call] = deque()
+        self.up = True
+        self.active: dict[int, Call] = {}
+        self.kernel: Kernel = sim.kernel
+        self.env = sim.kernel.env
+        self.network: Network = sim.network
+        self.rec: Recorder = sim.recorder
+        self.sim = sim
+        # statistics (time integrals are in ms x workers / ms x requests)
+        self.busy_area = 0.0
+        self.queue_area = 0.0
+        self.last_t = 0.0
+        self.arrivals = 0
+        self.completed = 0
+        self.rejected = 0
+        self.refused = 0
+        self.crashes = 0
+        self.up_since = 0.0
+        self.up_time = 0.0
+        # one service-time stream per endpoint, one uniform stream for call probabilities
+        self.svc_streams = {}
+        for ep in service.endpoints.values():
+            rng = streams.generator(f"svc/{self.name}/{ep.name}")
+            self.svc_streams[ep.gid] = ep.dist.stream(rng)
+        self.uniform = None
+        if any(ep.has_prob for ep in service.endpoints.values()):
+            rng = streams.generator(f"calls/{self.name}")
+            self.uniform = _uniform_stream(rng)
+        self._svc_done_cbs = [self._service_done]
+
+    # -- bookkeeping ---------------------------------------------------------
+    def _touch(self, now: float) -> None:
+        dt = now - self.last_t
+        self.busy_area += self.busy * dt
+        self.queue_area += len(self.queue) * dt
+        self.last_t = now
+
+    # -- arrival, service ------------------------------------------------------
+    def arrive(self, call: Call) -> None:
+        now = self.env._now
+        call.t_arrive = now
+        self.arrivals += 1
+        if not self.up:
+            self.refused += 1
+            self.finish(call, REFUSED)
+            return
+        self.active[call.span] = call
+        if self.busy < self.workers:
+            self._touch(now)
+            self._start(call, now)
+        elif self.queue_cap is not None and len(self.queue) >= self.queue_cap:
+            self.rejected += 1
+            self.finish(call, QUEUE_FULL)
+        else:
+            self._touch(now)
+            self.queue.append(call)
+
+    def _start(self, call: Call, now: float) -> None:
+        self.busy += 1
+        call.holding = True
+        call.t_start = now
+        call.callbacks = self._svc_done_cbs
+        self.env.schedule(call, 1, next(self.svc_streams[call.ep.gid]))
+
+    def _release(self, call: Call) -> None:
+        call.holding = False
+        now = self.env._now
+        self._touch(now)
+        self.busy -= 1
+        if self.queue and self.up:
+            self._start(self.queue.popleft(), now)
+
+    def _service_done(self, call: Call) -> None:
+        if call.finished:
+            return  # the instance crashed while serving it
+        call.t_svc = self.env._now
+        if not self.blocking:
+            self._release(call)
+        self.advance(call)
+
+    # -- downstream calls --------------------------------------------------------
+    def advance(self, call: Call) -> None:
+        """Run the endpoint's steps from ``call.step`` until one must wait."""
+        steps = call.ep.steps
+        n = len(steps)
+        while call.step < n:
+            targets, k = steps[call.step]
+            if call.ep.has_prob:
+                u = self.uniform
+                chosen = [t for t in targets if t[2] >= 1.0 or next(u) < t[2]]
+            else:
+                chosen = targets
+            if chosen:
+                m = len(chosen)
+                call.pending = m
+                call.ok = 0
+                call.need = m if k is None else min(k, m)
+                step = call.step
+                sim = self.sim
+                now = self.env._now
+                for service, ep, _p in chosen:
+                    if call.finished or call.step != step:
+                        break
+                    child = Call(call.req, sim.next_span(), call, call.span, ep, self.host, now)
+                    child.gen = step
+                    self.send(child, service)
+                return
+            call.step += 1
+        self.finish(call, OK)
+
+    def finish(self, call: Call, status: int) -> None:
+        """End ``call`` with ``status``, record its span and reply to its caller."""
+        call.finished = True
+        call.status = status
+        if call.holding:
+            self._release(call)
+        self.active.pop(call.span, None)
+        now = self.env._now
+        if status == OK:
+            self.completed += 1
+        self.rec.span(call, self.gid, call.ep.gid, now)
+        self.network.send(self.host, call.src_host, call.parent.child_done, call, self.sim.on_reply_dropped)
+
+    # -- faults ------------------------------------------------------------------
+    def crash(self) -> None:
+        """Stop: every call queued, in service or waiting downstream fails."""
+        if not self.up:
+            return
+        now = self.env._now
+        self._touch(now)
+        self.up = False
+        self.crashes += 1
+        self.up_time += now - self.up_since
+        self.queue.clear()
+        victims = list(self.active.values())
+        for call in victims:
+            call.holding = False
+        self.busy = 0
+        for call in victims:
+            if not call.finished:
+                self.finish(call, CRASHED)
+
+    def restart(self) -> None:
+        if self.up:
+            return
+        self._touch(self.env._now)
+        self.up = True
+        self.up_since = self.env._now
+
+
+def _uniform_stream(rng, batch: int = 4096):
+    while True:
+        yield from rng.random(batch).tolist()
+
+
+__all__ = ["Call", "Caller", "EndpointRT", "Instance", "ServiceRT", "RoundRobin", "status_code"]

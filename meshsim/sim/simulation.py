@@ -1,0 +1,255 @@
+"""Build a runnable simulation from a checked Scenario, run it, hand back raw records.
+
+One :class:`Simulation` is one run: one kernel, one RandomStreams root seed,
+one recorder.  ``meshsim.run`` is the public way in; this class is for layers
+(registry, proxies) that need to attach to a simulation before it runs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..core.selection import BALANCERS, Balancer
+from ..rng import RandomStreams
+from ..scenario.model import Scenario
+from .engine import Call, Caller, EndpointRT, Instance, ServiceRT
+from .kernel import Kernel
+from .network import Network
+from .recorder import Recorder, StreamingRecorder, status_code
+from .workload import ClosedWorkload, OpenWorkload, Workload, arrival_times
+
+
+class Simulation:
+    """A scenario instantiated on a kernel; call :meth:`run` once."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None):
+        self.scenario = scenario
+        spec = scenario.spec
+        self.seed = scenario.seed if seed is None else int(seed)
+        self.streams = RandomStreams(self.seed)
+        self.kernel = Kernel()
+        self.env = self.kernel.env
+        m = spec["metrics"]
+        self.warmup: float = m["warmup"]
+        run = spec["run"]
+        self.duration: float | None = run["duration"]
+        self.max_requests: int | None = run["requests"]
+        if m["mode"] == "streaming":
+            expected = self.max_requests or sum(scenario.workload_rate(w) for w in scenario.workloads) * (self.duration or 0) / 1000
+            self.recorder: Recorder = StreamingRecorder(self.warmup, m["histogram_error"], int(expected // m["batches"]) or 1)
+        else:
+            self.recorder = Recorder(spans=m["spans"])
+        self.hosts = scenario.hosts()
+        self.network = Network(self.kernel, self.hosts, scenario.zones(), spec["network"], self.streams)
+        self._span = 0
+        self.inflight = 0
+        self.arrived = 0
+        self.arrivals_open = False
+        self.close_time = math.nan
+        self.end_time = math.nan
+        self.stop_event = self.env.event()
+        self._drain: bool = spec["run"]["drain"]
+        self.fault_log: list[tuple[float, str, str]] = []
+        #: instance gid -> (busy_area, queue_area) at the end of warm-up and when arrivals stop
+        self.snapshots: dict[str, dict[int, tuple[float, float]]] = {"warmup": {}, "close": {}}
+
+        # services, endpoints, instances
+        self.services: dict[str, ServiceRT] = {}
+        self.endpoints: list[EndpointRT] = []
+        for sname, sspec in spec["services"].items():
+            svc = ServiceRT(sname, sspec)
+            for ename, espec in sspec["endpoints"].items():
+                ep = EndpointRT(sname, ename, len(self.endpoints), espec["service_time"])
+                self.endpoints.append(ep)
+                svc.endpoints[ename] = ep
+            self.services[sname] = svc
+        for sname, sspec in spec["services"].items():
+            for ename, espec in sspec["endpoints"].items():
+                ep = self.services[sname].endpoints[ename]
+                for step in espec["calls"]:
+                    calls = step["parallel"] if "parallel" in step else [step]
+                    k = None if "parallel" not in step or step["wait"] == "all" else step["wait"]
+                    targets = [(self.services[c["service"]], self.services[c["service"]].endpoints[c["endpoint"]],
+                                c["probability"]) for c in calls]
+                    ep.steps.append((targets, k))
+                    ep.has_prob = ep.has_prob or any(p < 1.0 for _, _, p in targets)
+        placement = scenario.placement()
+        self.instances: list[Instance] = []
+        self.instance_by_name: dict[str, Instance] = {}
+        for svc in self.services.values():
+            for i in range(svc.spec["replicas"]):
+                name = f"{svc.name}-{i}"
+                inst = Instance(self, svc, i, len(self.instances), placement[name], self.streams)
+                svc.instances.append(inst)
+                self.instances.append(inst)
+                self.instance_by_name[name] = inst
+
+        # workloads
+        self.workloads: list[Workload] = []
+        for i, (wname, wspec) in enumerate(spec["workloads"].items()):
+            host = scenario.client_host(wname)
+            target = self.services[wspec["target"]]
+            ep = target.endpoints[wspec["endpoint"]]
+            args = (self, i, wname, wspec, host, target, ep)
+            if wspec["type"] == "closed":
+                think = wspec["think_time"].stream(self.streams.generator(f"workload/{wname}/think"))
+                w: Workload = ClosedWorkload(*args, think=think)
+            else:
+                times = arrival_times(wspec, self.streams.generator(f"workload/{wname}"), scenario.base_dir, f"workloads.{wname}")
+                w = OpenWorkload(*args, times=times)
+            self.workloads.append(w)
+        self._exhausted = 0
+        self.sample_interval: float = m["sample_interval"] or self._default_sample_interval()
+
+    # -- ids and hooks used by the engine ------------------------------------
+    def next_span(self) -> int:
+        self._span += 1
+        return self._span
+
+    def make_balancer(self, caller: Caller, service: ServiceRT) -> tuple[list[Instance], Balancer]:
+        """The caller's own view of ``service`` and its own balancer (round robin here)."""
+        view = list(service.instances)
+        rng = self.streams.generator(f"lb/{caller.name}/{service.name}")
+        return view, BALANCERS["round_robin"](len(view), rng)
+
+    def on_request_dropped(self, call: Call, reason: str) -> None:
+        """A call's request message did not reach its instance: it fails at once."""
+        call.finished = True
+        call.status = status_code(reason)
+        self.recorder.span(call, call.inst.gid, call.ep.gid, self.env._now)
+        call.parent.child_done(call)
+
+    def on_reply_dropped(self, call: Call, reason: str) -> None:
+        """A reply was lost on the way back: the caller sees the call fail."""
+        call.status = status_code(reason)
+        call.parent.child_done(call)
+
+    def request_done(self, call: Call, status: int) -> None:
+        self.recorder.request_end(call.req, self.env._now, status)
+        self.inflight -= 1
+        if self.inflight == 0 and not self.arrivals_open and self._drain:
+            self._stop()
+
+    def count_arrival(self) -> None:
+        self.arrived += 1
+        if self.max_requests is not None and self.arrived >= self.max_requests:
+            self.close_arrivals()
+
+    def workload_exhausted(self, w: Workload) -> None:
+        self._exhausted += 1
+        if self._exhausted == len(self.workloads):
+            self.close_arrivals()
+
+    # -- run control -------------------------------------------------------------
+    def close_arrivals(self, _arg: Any = None) -> None:
+        if not self.arrivals_open:
+            return
+        self.arrivals_open = False
+        self.close_time = self.env._now
+        self._snapshot("close")
+        if isinstance(self.recorder, StreamingRecorder):
+            self.recorder.close_time = self.close_time
+        for w in self.workloads:
+            w.stop()
+        if not self._drain or self.inflight == 0:
+            self._stop()
+
+    def _snapshot(self, which: str) -> None:
+        now = self.env._now
+        for inst in self.instances:
+            inst._touch(now)
+            self.snapshots[which][inst.gid] = (inst.busy_area, inst.queue_area)
+
+    def _stop(self, _arg: Any = None) -> None:
+        if not self.stop_event.triggered:
+            self.stop_event.succeed()
+
+    def _default_sample_interval(self) -> float:
+        horizon = self.duration
+        if horizon is None:
+            rate = sum(self.scenario.workload_rate(w) for w in self.scenario.workloads)
+            horizon = self.max_requests * 1000.0 / rate if rate > 0 and math.isfinite(rate) else 60_000.0
+        return max(horizon / 200.0, 1e-3)
+
+    def _sample(self, _arg: Any = None) -> None:
+        now = self.env._now
+        rec = self.recorder
+        for inst in self.instances:
+            rec.sample(now, inst.gid, len(inst.queue), inst.busy)
+        self.kernel.call_later(self.sample_interval, self._sample)
+
+    def _schedule_faults(self) -> None:
+        for i, f in enumerate(self.scenario.spec["faults"]):
+            action = f["action"]
+            if action in ("crash", "restart"):
+                targets = self._fault_instances(f)
+                fn = self._crash if action == "crash" else self._restart
+                self.kernel.call_at(f["at"], fn, (f, targets))
+                if action == "crash" and f["until"] is not None:
+                    self.kernel.call_at(f["until"], self._restart, (f, targets))
+            else:
+                self.kernel.call_at(f["at"], self._net_fault, (i, f))
+                if f["until"] is not None:
+                    self.kernel.call_at(f["until"], self._heal, (i, f))
+
+    def _fault_instances(self, f: dict) -> list[Instance]:
+        if f["instance"] is not None:
+            return [self.instance_by_name[f["instance"]]]
+        return [inst for inst in self.instances if inst.host == f["host"]]
+
+    def _crash(self, arg: tuple) -> None:
+        f, targets = arg
+        if f["host"] is not None:
+            self.network.set_host_up(f["host"], False)
+        for inst in targets:
+            inst.crash()
+        self.fault_log.append((self.env._now, "crash", f["instance"] or f["host"]))
+
+    def _restart(self, arg: tuple) -> None:
+        f, targets = arg
+        if f["host"] is not None:
+            self.network.set_host_up(f["host"], True)
+        for inst in targets:
+            inst.restart()
+        self.fault_log.append((self.env._now, "restart", f["instance"] or f["host"]))
+
+    def _net_fault(self, arg: tuple) -> None:
+        i, f = arg
+        if f["action"] == "degrade":
+            self.network.degrade(i, f)
+        else:
+            self.network.partition(i, f)
+        what = " <-> ".join(map(str, f["between"] or [g for g in f["groups"]]))
+        self.fault_log.append((self.env._now, f["action"], what))
+
+    def _heal(self, arg: tuple) -> None:
+        i, f = arg
+        self.network.heal(i)
+        self.fault_log.append((self.env._now, "heal", f["action"]))
+
+    def run(self) -> Simulation:
+        """Run to the end (arrivals stopped and, if draining, nothing in flight)."""
+        run = self.scenario.spec["run"]
+        self._drain = run["drain"]
+        self.arrivals_open = True
+        for w in self.workloads:
+            w.start()
+        if self.duration is not None:
+            self.kernel.call_at(self.duration, self.close_arrivals)
+        if run["max_time"] is not None:
+            self.kernel.call_at(run["max_time"], self._stop)
+        self._schedule_faults()
+        self.kernel.call_later(0.0, self._sample)
+        if self.warmup > 0:
+            self.kernel.call_at(self.warmup, self._snapshot, "warmup")
+        self.env.run(until=self.stop_event)
+        self.end_time = self.env.now
+        if math.isnan(self.close_time):
+            self.close_time = self.end_time
+            self._snapshot("close")
+        for inst in self.instances:
+            inst._touch(self.end_time)
+            if inst.up:
+                inst.up_time += self.end_time - inst.up_since
+        return self

@@ -1,0 +1,220 @@
+"""Workloads: where requests come from.
+
+Open-loop workloads are iterators of absolute arrival times (ms) driven by one
+timer each; closed-loop workloads are users that send, wait for the reply,
+think, and send again.  Every workload is a :class:`~meshsim.sim.engine.Caller`
+with its own host and balancer, and the parent of its root calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..tracefile import read_trace
+from .engine import Call, Caller, EndpointRT, ServiceRT
+from .kernel import Carrier
+from .recorder import OK, TIMEOUT
+
+
+def poisson_times(rng: np.random.Generator, rate_per_ms: float, batch: int = 4096) -> Iterator[float]:
+    t = 0.0
+    mean = 1.0 / rate_per_ms
+    while True:
+        for gap in rng.exponential(mean, batch).tolist():
+            t += gap
+            yield t
+
+
+def deterministic_times(rate_per_ms: float) -> Iterator[float]:
+    gap = 1.0 / rate_per_ms
+    i = 1
+    while True:
+        yield i * gap
+        i += 1
+
+
+def piecewise_times(rng: np.random.Generator, rates: list[tuple[float, float]]) -> Iterator[float]:
+    """Poisson arrivals whose rate (per ms) is ``rate`` from ``start`` on, for sorted (start, rate)."""
+    t = 0.0
+    for i, (start, rate) in enumerate(rates):
+        end = rates[i + 1][0] if i + 1 < len(rates) else math.inf
+        t = max(t, start)
+        if rate <= 0:
+            continue
+        while True:  # memoryless: restarting the clock at a boundary is exact
+            t += rng.exponential(1.0 / rate)
+            if t >= end:
+                t = end
+                break
+            yield t
+
+
+def mmpp_times(rng: np.random.Generator, on_rate: float, off_rate: float, on_ms: float, off_ms: float) -> Iterator[float]:
+    """On/off Markov-modulated Poisson arrivals (exponential period lengths), starting on."""
+    t = 0.0
+    on = True
+    switch = rng.exponential(on_ms)
+    while True:
+        rate = on_rate if on else off_rate
+        cand = t + rng.exponential(1.0 / rate) if rate > 0 else math.inf
+        if cand >= switch:
+            t = switch
+            on = not on
+            switch = t + rng.exponential(on_ms if on else off_ms)
+            continue
+        t = cand
+        yield t
+
+
+def diurnal_times(rng: np.random.Generator, mean_rate: float, amplitude: float, period: float, phase: float) -> Iterator[float]:
+    """Poisson arrivals with rate mean*(1 + a*sin(2 pi t/period + phase)), by thinning."""
+    peak = mean_rate * (1.0 + amplitude)
+    t = 0.0
+    while True:
+        t += rng.exponential(1.0 / peak)
+        rate = mean_rate * (1.0 + amplitude * math.sin(2 * math.pi * t / period + phase))
+        if rng.random() * peak <= rate:
+            yield t
+
+
+def arrival_times(spec: dict, rng: np.random.Generator, base_dir: Any, path: str) -> Iterator[float]:
+    """The arrival-time iterator of an open-loop workload spec (rates per second)."""
+    kind = spec["type"]
+    per_ms = 1e-3
+    if kind == "poisson":
+        return poisson_times(rng, spec["rate"] * per_ms)
+    if kind == "deterministic":
+        return deterministic_times(spec["rate"] * per_ms)
+    if kind == "mmpp":
+        return mmpp_times(rng, spec["rate"] * per_ms, (spec["off_rate"] or 0.0) * per_ms, spec["on_time"], spec["off_time"])
+    if kind == "steps":
+        steps = sorted((s["at"], s["rate"] * per_ms) for s in spec["steps"])
+        if steps[0][0] > 0:
+            steps.insert(0, (0.0, 0.0))
+        return piecewise_times(rng, steps)
+    if kind == "diurnal":
+        return diurnal_times(rng, spec["rate"] * per_ms, spec["amplitude"], spec["period"], spec["phase"])
+    if kind == "trace":
+        times = read_trace(spec["file"], spec["column"], base_dir, path + ".file") / spec["speedup"]
+        return iter((times - times[0]).tolist())
+    raise AssertionError(kind)
+
+
+class Workload(Caller):
+    """Base of workloads: creates root calls and records their outcome."""
+
+    def __init__(self, sim: Any, index: int, name: str, spec: dict, host: str, target: ServiceRT, ep: EndpointRT):
+        super().__init__(sim, host, name)
+        self.index = index
+        self.spec = spec
+        self.target = target
+        self.ep = ep
+        self.timeout: float | None = spec["timeout"]
+        self.sent = 0
+
+    def send_root(self) -> Call:
+        sim = self.sim
+        now = sim.kernel.env._now
+        rid = sim.recorder.request_start(self.index, now)
+        call = Call(rid, sim.next_span(), self, -1, self.ep, self.host, now)
+        sim.inflight += 1
+        self.sent += 1
+        if self.timeout is not None:
+            sim.kernel.call_later(self.timeout, self._timeout, call)
+        self.send(call, self.target)
+        return call
+
+    def _timeout(self, call: Call) -> None:
+        if call.gen != -1:
+            call.gen = -1  # reported: a late reply is ignored
+            self.sim.request_done(call, TIMEOUT)
+
+    def child_done(self, call: Call) -> None:
+        if call.gen == -1:
+            return
+        call.gen = -1
+        self.sim.request_done(call, call.status)
+
+    def start(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class OpenWorkload(Workload, Carrier):
+    """Open loop: arrivals at the times of an iterator, whatever the replies do."""
+
+    def __init__(self, *args: Any, times: Iterator[float]):
+        super().__init__(*args)
+        self.times = times
+        self.callbacks = None
+        self._cbs = [self._fire]
+        self.active = False
+
+    def start(self) -> None:
+        self.active = True
+        self._schedule_next()
+
+    def stop(self) -> None:
+        self.active = False
+
+    def _schedule_next(self) -> None:
+        try:
+            t = next(self.times)
+        except StopIteration:
+            self.active = False
+            self.sim.workload_exhausted(self)
+            return
+        self.callbacks = self._cbs
+        env = self.sim.kernel.env
+        env.schedule(self, 1, max(0.0, t - env._now))
+
+    def _fire(self, _self: Any) -> None:
+        if not self.active or not self.sim.arrivals_open:
+            return
+        self.send_root()
+        self.sim.count_arrival()
+        if self.active and self.sim.arrivals_open:
+            self._schedule_next()
+
+
+class ClosedWorkload(Workload):
+    """Closed loop: ``users`` users, each thinking then sending one request at a time."""
+
+    def __init__(self, *args: Any, think: Iterator[float]):
+        super().__init__(*args)
+        self.think = think
+        self.users: int = self.spec["users"]
+        self.active = False
+
+    def start(self) -> None:
+        self.active = True
+        for _ in range(self.users):
+            self.sim.kernel.call_later(next(self.think), self._send, None)
+
+    def stop(self) -> None:
+        self.active = False
+
+    def _send(self, _arg: Any) -> None:
+        if not self.active or not self.sim.arrivals_open:
+            return
+        self.send_root()
+        self.sim.count_arrival()
+
+    def child_done(self, call: Call) -> None:
+        if call.gen == -1:
+            return
+        super().child_done(call)
+        if self.active and self.sim.arrivals_open:
+            self.sim.kernel.call_later(next(self.think), self._send, None)
+
+    def _timeout(self, call: Call) -> None:
+        if call.gen != -1:
+            super()._timeout(call)
+            if self.active and self.sim.arrivals_open:
+                self.sim.kernel.call_later(next(self.think), self._send, None)
+
+
+__all__ = ["OK", "OpenWorkload", "ClosedWorkload", "arrival_times"]
