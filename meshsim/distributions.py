@@ -243,7 +243,7 @@ class Distribution:
             return math.inf
         if m == 0.0:
             return 0.0 if v == 0.0 else math.inf
-        return v / (m * m)
+        return v / m / m
 
     # -- sampling ---------------------------------------------------------
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:

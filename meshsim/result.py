@@ -122,7 +122,7 @@ class Result:
         self._require_full("the spans table")
         if "spans" not in self._cache:
             sim = self._sim
-            c = sim.recorder.columns("s_")
+            c = sim.recorder.span_columns()
             inst = c["inst"]
             services = list(sim.services)
             svc_of_inst = np.array([services.index(i.service.name) for i in sim.instances], dtype=np.int16)
@@ -189,7 +189,7 @@ class Result:
         rows = []
         for inst in sim.instances:
             b0, q0 = sim.snapshots["warmup"].get(inst.gid, (0.0, 0.0))
-            b1, q1 = sim.snapshots["close"].get(inst.gid, (inst.busy_area, inst.queue_area))
+            b1, q1 = sim.snapshots["close"].get(inst.gid) or inst.areas(sim.end_time)
             rows.append(
                 {
                     "instance": inst.name,
@@ -271,7 +271,7 @@ class Result:
         out: dict[str, Any] = {}
         spans = None
         if not self.streaming and sim.recorder.spans_on:
-            spans = sim.recorder.columns("s_")
+            spans = sim.recorder.span_columns()
             services = list(sim.services)
             svc_of_inst = np.array([services.index(i.service.name) for i in sim.instances], dtype=np.int16)
             s_svc = svc_of_inst[spans["inst"]] if len(spans["inst"]) else np.empty(0, np.int16)

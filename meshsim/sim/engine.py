@@ -112,7 +112,10 @@ class Caller:
     def send(self, call: Call, service: ServiceRT) -> None:
         inst = self.pick(service, call)
         call.inst = inst
-        self.sim.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
+        if self.sim.network.enabled:
+            self.sim.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
+        else:
+            inst.arrive(call)
 
 
 class Instance(Caller):
@@ -139,7 +142,6 @@ class Instance(Caller):
         # statistics (time integrals are in ms x workers / ms x requests)
         self.busy_area = 0.0
         self.queue_area = 0.0
-        self.last_t = 0.0
         self.arrivals = 0
         self.completed = 0
         self.rejected = 0
@@ -157,13 +159,21 @@ class Instance(Caller):
             rng = streams.generator(f"calls/{self.name}")
             self.uniform = _uniform_stream(rng)
         self._svc_done_cbs = [self._service_done]
+        self.direct = not sim.network.enabled  # no network: replies are delivered at once
 
     # -- bookkeeping ---------------------------------------------------------
-    def _touch(self, now: float) -> None:
-        dt = now - self.last_t
-        self.busy_area += self.busy * dt
-        self.queue_area += len(self.queue) * dt
-        self.last_t = now
+    # Time integrals are accumulated per call, not per state change: each call
+    # adds its waiting time when it starts and its holding time when it
+    # releases its worker.  areas(now) adds the part of calls still in progress.
+    def areas(self, now: float) -> tuple[float, float]:
+        """(busy worker-ms, queued request-ms) accumulated up to ``now``."""
+        busy, queued = self.busy_area, self.queue_area
+        for call in self.active.values():
+            if call.holding:
+                busy += now - call.t_start
+        for call in self.queue:
+            queued += now - call.t_arrive
+        return busy, queued
 
     # -- arrival, service ------------------------------------------------------
     def arrive(self, call: Call) -> None:
@@ -176,46 +186,50 @@ class Instance(Caller):
             return
         self.active[call.span] = call
         if self.busy < self.workers:
-            self._touch(now)
-            self._start(call, now)
+            self.busy += 1
+            call.holding = True
+            call.t_start = now
+            call.callbacks = self._svc_done_cbs
+            self.env.schedule(call, 1, next(self.svc_streams[call.ep.gid]))
         elif self.queue_cap is not None and len(self.queue) >= self.queue_cap:
             self.rejected += 1
             self.finish(call, QUEUE_FULL)
         else:
-            self._touch(now)
             self.queue.append(call)
 
-    def _start(self, call: Call, now: float) -> None:
-        self.busy += 1
-        call.holding = True
-        call.t_start = now
-        call.callbacks = self._svc_done_cbs
-        self.env.schedule(call, 1, next(self.svc_streams[call.ep.gid]))
-
-    def _release(self, call: Call) -> None:
+    def _release(self, call: Call, now: float) -> None:
         call.holding = False
-        now = self.env._now
-        self._touch(now)
-        self.busy -= 1
+        self.busy_area += now - call.t_start
         if self.queue and self.up:
-            self._start(self.queue.popleft(), now)
+            nxt = self.queue.popleft()
+            self.queue_area += now - nxt.t_arrive
+            nxt.holding = True
+            nxt.t_start = now
+            nxt.callbacks = self._svc_done_cbs
+            self.env.schedule(nxt, 1, next(self.svc_streams[nxt.ep.gid]))
+        else:
+            self.busy -= 1
 
     def _service_done(self, call: Call) -> None:
         if call.finished:
             return  # the instance crashed while serving it
-        call.t_svc = self.env._now
+        now = call.t_svc = self.env._now
         if not self.blocking:
-            self._release(call)
-        self.advance(call)
+            self._release(call, now)
+        if call.ep.steps:
+            self.advance(call)
+        else:
+            self.finish(call, OK)
 
     # -- downstream calls --------------------------------------------------------
     def advance(self, call: Call) -> None:
         """Run the endpoint's steps from ``call.step`` until one must wait."""
-        steps = call.ep.steps
+        ep = call.ep
+        steps = ep.steps
         n = len(steps)
         while call.step < n:
             targets, k = steps[call.step]
-            if call.ep.has_prob:
+            if ep.has_prob:
                 u = self.uniform
                 chosen = [t for t in targets if t[2] >= 1.0 or next(u) < t[2]]
             else:
@@ -224,14 +238,14 @@ class Instance(Caller):
                 m = len(chosen)
                 call.pending = m
                 call.ok = 0
-                call.need = m if k is None else min(k, m)
+                call.need = m if k is None or k > m else k
                 step = call.step
                 sim = self.sim
                 now = self.env._now
-                for service, ep, _p in chosen:
+                for service, target_ep, _p in chosen:
                     if call.finished or call.step != step:
                         break
-                    child = Call(call.req, sim.next_span(), call, call.span, ep, self.host, now)
+                    child = Call(call.req, sim.next_span(), call, call.span, target_ep, self.host, now)
                     child.gen = step
                     self.send(child, service)
                 return
@@ -242,14 +256,17 @@ class Instance(Caller):
         """End ``call`` with ``status``, record its span and reply to its caller."""
         call.finished = True
         call.status = status
-        if call.holding:
-            self._release(call)
-        self.active.pop(call.span, None)
         now = self.env._now
+        if call.holding:
+            self._release(call, now)
+        self.active.pop(call.span, None)
         if status == OK:
             self.completed += 1
         self.rec.span(call, self.gid, call.ep.gid, now)
-        self.network.send(self.host, call.src_host, call.parent.child_done, call, self.sim.on_reply_dropped)
+        if self.direct:
+            call.parent.child_done(call)
+        else:
+            self.network.send(self.host, call.src_host, call.parent.child_done, call, self.sim.on_reply_dropped)
 
     # -- faults ------------------------------------------------------------------
     def crash(self) -> None:
@@ -257,7 +274,7 @@ class Instance(Caller):
         if not self.up:
             return
         now = self.env._now
-        self._touch(now)
+        self.busy_area, self.queue_area = self.areas(now)
         self.up = False
         self.crashes += 1
         self.up_time += now - self.up_since
@@ -273,7 +290,6 @@ class Instance(Caller):
     def restart(self) -> None:
         if self.up:
             return
-        self._touch(self.env._now)
         self.up = True
         self.up_since = self.env._now
 

@@ -46,6 +46,10 @@ def status_code(reason: str) -> int:
 
 NAN = math.nan
 
+#: Layout of a span row: integer fields, then float fields (times in ms).
+SPAN_INT = ("id", "parent", "req", "inst", "ep", "status")
+SPAN_FLOAT = ("send", "arrive", "start", "svc", "end")
+
 
 class Recorder:
     """Full mode: one row per request and per span, in typed columns."""
@@ -59,18 +63,10 @@ class Recorder:
         self.r_arrival = array("d")
         self.r_end = array("d")
         self.r_status = array("b")
-        # spans, one row per call, in order of completion
-        self.s_id = array("i")
-        self.s_parent = array("i")
-        self.s_req = array("i")
-        self.s_inst = array("i")
-        self.s_ep = array("h")
-        self.s_status = array("b")
-        self.s_send = array("d")
-        self.s_arrive = array("d")
-        self.s_start = array("d")
-        self.s_svc = array("d")
-        self.s_end = array("d")
+        # spans, one row per call, in order of completion; packed row-wise so that
+        # recording a span is two C calls (see SPAN_INT / SPAN_FLOAT for the layout)
+        self.s_ints = array("i")
+        self.s_floats = array("d")
         # samples of instance state
         self.t_time = array("d")
         self.t_inst = array("i")
@@ -91,19 +87,19 @@ class Recorder:
 
     def span(self, c, inst_gid: int, ep_gid: int, t_end: float) -> None:
         """Record a finished call ``c`` (a Call object)."""
-        if not self.spans_on:
-            return
-        self.s_id.append(c.span)
-        self.s_parent.append(c.parent_span)
-        self.s_req.append(c.req)
-        self.s_inst.append(inst_gid)
-        self.s_ep.append(ep_gid)
-        self.s_status.append(c.status)
-        self.s_send.append(c.t_send)
-        self.s_arrive.append(c.t_arrive)
-        self.s_start.append(c.t_start)
-        self.s_svc.append(c.t_svc)
-        self.s_end.append(t_end)
+        if self.spans_on:
+            self.s_ints.extend((c.span, c.parent_span, c.req, inst_gid, ep_gid, c.status))
+            self.s_floats.extend((c.t_send, c.t_arrive, c.t_start, c.t_svc, t_end))
+
+    def span_columns(self) -> dict[str, np.ndarray]:
+        """The span columns as numpy arrays (views into the packed rows)."""
+        ints = np.frombuffer(self.s_ints, dtype=np.int32) if len(self.s_ints) else np.empty(0, np.int32)
+        floats = np.frombuffer(self.s_floats, dtype=np.float64) if len(self.s_floats) else np.empty(0)
+        ints = ints.reshape(-1, len(SPAN_INT))
+        floats = floats.reshape(-1, len(SPAN_FLOAT))
+        out = {name: ints[:, i] for i, name in enumerate(SPAN_INT)}
+        out.update({name: floats[:, i] for i, name in enumerate(SPAN_FLOAT)})
+        return out
 
     def sample(self, t: float, inst_gid: int, queue: int, busy: int) -> None:
         self.t_time.append(t)

@@ -158,8 +158,7 @@ class Simulation:
     def _snapshot(self, which: str) -> None:
         now = self.env._now
         for inst in self.instances:
-            inst._touch(now)
-            self.snapshots[which][inst.gid] = (inst.busy_area, inst.queue_area)
+            self.snapshots[which][inst.gid] = inst.areas(now)
 
     def _stop(self, _arg: Any = None) -> None:
         if not self.stop_event.triggered:
@@ -249,7 +248,6 @@ class Simulation:
             self.close_time = self.end_time
             self._snapshot("close")
         for inst in self.instances:
-            inst._touch(self.end_time)
             if inst.up:
                 inst.up_time += self.end_time - inst.up_since
         return self

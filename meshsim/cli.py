@@ -1,0 +1,128 @@
+"""Command line: ``meshsim run``, ``meshsim validate``, ``meshsim demo``.
+
+Bad input of any kind (missing file, not YAML, wrong types, unknown keys)
+prints a short message naming the problem and exits with status 2; it never
+shows a traceback.
+
+    meshsim run data/scenarios/tandem.yaml --seed 3 --set run.requests=50000 --out out/tandem
+    meshsim validate data/scenarios/fanout.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's default also exits 2; keep it short
+        self.print_usage(sys.stderr)
+        print(f"meshsim: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="meshsim", description="Discrete-event simulation of service meshes (times in ms).")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a scenario and print its summary")
+    r.add_argument("scenario", help="scenario YAML file")
+    r.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's seed)")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a scenario key, e.g. --set services.cart.replicas=3 (repeatable)")
+    r.add_argument("--out", default=None, metavar="DIR", help="write summary.json and the requests table here")
+    r.add_argument("--plot", action="store_true", help="with --out: also write latency.png")
+    r.add_argument("--quiet", action="store_true", help="do not print the summary table")
+
+    v = sub.add_parser("validate", help="check a scenario and print what it offers")
+    v.add_argument("scenario", help="scenario YAML file")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+
+    d = sub.add_parser("demo", help="run the default demo scenario, print its summary and write a plot")
+    d.add_argument("--out", default="out/demo", metavar="DIR", help="where to write summary.json and latency.png")
+    d.add_argument("--seed", type=int, default=None)
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"meshsim: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return EXIT_OK
+    if args.command is None:
+        _parser().print_help()
+        return EXIT_USAGE
+
+    from .errors import ScenarioError, ScenarioWarning
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        print(f"meshsim: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show_warning
+    warnings.simplefilter("always", ScenarioWarning)
+    try:
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "demo":
+            from .demo import run_demo
+
+            run_demo(Path(args.out), seed=args.seed)
+            return EXIT_OK
+        return _run(args)
+    except ScenarioError as e:
+        text = str(e)
+        if "\n" in text:
+            return _fail("invalid scenario:\n  " + text.replace("\n", "\n  "))
+        return _fail(f"invalid scenario: {text}")
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    except OSError as e:
+        return _fail(str(e))
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .scenario.load import load_scenario
+
+    sc = load_scenario(args.scenario, args.overrides)
+    print(f"{args.scenario}: ok — {len(sc.services)} services, {len(sc.instances())} instances, "
+          f"{len(sc.hosts())} hosts, {len(sc.workloads)} workloads")
+    for name, u in sc.utilisation().items():
+        print(f"  {name:<24} offered utilisation {u:.3f}")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .api import run
+    from .scenario.load import load_scenario
+
+    sc = load_scenario(args.scenario, args.overrides)
+    result = run(sc, seed=args.seed)
+    if not args.quiet:
+        print(result.table())
+    if args.out:
+        written = result.save(args.out)
+        if args.plot:
+            from .plots import latency_figure
+
+            fig = latency_figure(result)
+            fig.savefig(Path(args.out) / "latency.png", dpi=120)
+            written["plot"] = Path(args.out) / "latency.png"
+        if not args.quiet:
+            print("\nwrote " + ", ".join(str(p) for p in written.values()))
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
