@@ -643,12 +643,11 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         md.append("## Unavailable")
         md.append("")
-        seen = set()
+        by_reason: dict[str, list[str]] = {}
         for m in problems:
-            key = (m.label, m.reason)
-            if key not in seen:
-                seen.add(key)
-                md.append(f"- {m.label} ({m.requests:,} requests): {m.reason}")
+            by_reason.setdefault(m.reason, []).append(f"{m.label} {m.requests:,}")
+        for reason, which in by_reason.items():
+            md.append(f"- {', '.join(which)}: {reason}")
         md.append("")
     if mesh.sojourn_source:
         md.append(f"meshsim mean sojourn read from `{mesh.sojourn_source}`.")

@@ -184,6 +184,13 @@ def _expm1(x: float) -> float:
         return math.inf
 
 
+def _fsum(values: Any) -> float:
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf
+
+
 def _fmt(ms: float) -> str:
     return "inf" if math.isinf(ms) else format_duration(ms)
 
@@ -509,7 +516,7 @@ class Normal(Distribution):
         pa, pb = norm_pdf(a), norm_pdf(b)
         ratio = (pa - pb) / mass
         mean = mu + sd * ratio
-        var = sd * sd * max(0.0, 1.0 + (_x_pdf(a) - _x_pdf(b)) / mass - ratio * ratio)
+        var = sd * (sd * max(0.0, 1.0 + (_x_pdf(a) - _x_pdf(b)) / mass - ratio * ratio))
         mean = min(max(mean, lo), hi)
         for name, value in (("mu", mu), ("sd", sd), ("low", lo), ("high", hi), ("_alpha", a),
                             ("_beta", b), ("_mass", mass), ("_mean", mean), ("_var", var)):
@@ -645,7 +652,7 @@ class LogNormal(Distribution):
         m = self.mean
         if math.isinf(m):
             return math.inf
-        return m * m * _expm1(self.sigma * self.sigma)
+        return m * (m * _expm1(self.sigma * self.sigma))
 
     @property
     def median(self) -> float:
@@ -745,7 +752,8 @@ class Pareto(Distribution):
             return math.inf
         if not self.bounded:  # closed form avoids cancellation
             a = self.alpha
-            return self.scale * self.scale * a / ((a - 1) * (a - 1) * (a - 2))
+            s = self.scale
+            return s * (s * (a / (a - 1) / (a - 1) / (a - 2)))
         return max(0.0, m2 - m * m)
 
     def _kept(self) -> float:
@@ -816,8 +824,9 @@ class Empirical(Distribution):
         arr.setflags(write=False)
         srt = np.sort(arr)
         srt.setflags(write=False)
-        mean = math.fsum(values) / len(values)
-        var = math.fsum((v - mean) * (v - mean) for v in values) / len(values)
+        n = len(values)
+        mean = _fsum(v / n for v in values)
+        var = _fsum((v - mean) * (v - mean) / n for v in values)
         for name, value in (("values", values), ("_arr", arr), ("_sorted", srt),
                             ("_mean", mean), ("_var", var)):
             object.__setattr__(self, name, value)
@@ -895,7 +904,7 @@ class Mixture(Distribution):
                 raise ScenarioError(f"components[{i}].weight", f"must be a finite number > 0, got {w!r}")
             if not isinstance(c, Distribution):
                 raise ScenarioError(f"components[{i}].dist", f"must be a distribution, got {c!r}")
-        total = math.fsum(weights)
+        total = _fsum(weights)
         if not math.isfinite(total):
             raise ScenarioError("components", "weights are too large to sum")
         p = np.array([w / total for w in weights])
@@ -903,9 +912,10 @@ class Mixture(Distribution):
         p.setflags(write=False)
         means = [c.mean for c in comps]
         if all(math.isfinite(m) for m in means):
-            mean = math.fsum(float(pi) * m for pi, m in zip(p, means))
-            parts = [float(pi) * (c.variance + (m - mean) * (m - mean)) for pi, c, m in zip(p, comps, means)]
-            var = math.inf if any(math.isinf(x) for x in parts) else math.fsum(parts)
+            mean = _fsum(float(pi) * m for pi, m in zip(p, means))
+            parts = [float(pi) * (c.variance + (m - mean) * (m - mean)) if pi > 0 else 0.0
+                     for pi, c, m in zip(p, comps, means)]
+            var = math.inf if any(math.isinf(x) for x in parts) else _fsum(parts)
         else:
             mean = var = math.inf
         for name, value in (("weights", weights), ("components", comps), ("_p", p),

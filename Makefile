@@ -1,0 +1,43 @@
+# meshsim — set-up and everyday commands.  Every target creates .venv itself.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+
+.PHONY: run demo lab test test-fast bench docs clean
+
+$(VENV)/.stamp-dev: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[dev]"
+	touch $@
+
+$(VENV)/.stamp-notebooks: pyproject.toml $(VENV)/.stamp-dev
+	$(PIP) install --quiet -e ".[notebooks,dev]"
+	touch $@
+
+## run: the main job — headless demo (summary + plot in out/demo), then JupyterLab on notebooks/
+run: demo lab
+
+## demo: run the default scenario, print its summary, write out/demo/summary.json and latency.png
+demo: $(VENV)/.stamp-dev
+	MPLBACKEND=Agg $(VENV)/bin/meshsim demo --out out/demo
+
+## lab: JupyterLab on notebooks/ (localhost only, token printed in the log)
+lab: $(VENV)/.stamp-notebooks
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks
+
+## test: every test (unit, property, validation against theory, CLI, docs)
+test: $(VENV)/.stamp-dev
+	MPLBACKEND=Agg $(PY) -m pytest
+
+## bench: speed and memory against SimPy and Ciw; writes bench/results.md
+bench: $(VENV)/.stamp-dev
+	$(PY) bench/run.py --markdown bench/results.md
+
+## docs: regenerate the scenario key reference in docs/scenarios.md
+docs: $(VENV)/.stamp-dev
+	$(PY) -m meshsim.scenario.docs --write docs/scenarios.md
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis
