@@ -688,16 +688,27 @@ def _pareto_raw_moment(alpha: float, low: float, high: float, k: int) -> float:
     """E[X^k] (k = 1 or 2) of the Pareto(alpha) with minimum ``low``, bounded above by ``high``.
 
     Bounded: alpha low^k g(k - alpha) / (1 - (low/high)^alpha) with
-    g(d) = ((high/low)^d - 1) / d, and g(0) = ln(high/low) (the alpha == k case).
+    g(d) = ((high/low)^d - 1) / d, and g(0) = ln(high/low) (the alpha == k case);
+    evaluated in log space so extreme parameters do not overflow.
     """
-    low_k = low if k == 1 else low * low
     if math.isinf(high):
-        return alpha * low_k / (alpha - k) if alpha > k else math.inf
-    log_r = math.log(high / low)
+        if alpha <= k:
+            return math.inf
+        return low * (low * (alpha / (alpha - k))) if k == 2 else low * (alpha / (alpha - k))
+    log_r = math.log(high) - math.log(low)
     d = k - alpha
-    g = log_r if d == 0 else _expm1(d * log_r) / d
-    kept = -math.expm1(-alpha * log_r)  # 1 - (low/high)^alpha
-    return alpha * low_k * g / kept
+    x = d * log_r
+    if x == 0.0:
+        log_g = math.log(log_r)
+    elif x > 30.0:
+        log_g = x + math.log1p(-math.exp(-x)) - math.log(d)
+    elif x < -30.0:
+        log_g = math.log1p(-math.exp(x)) - math.log(-d)
+    else:
+        log_g = math.log(math.expm1(x) / d)
+    y = alpha * log_r
+    log_kept = math.log(y) if y < 1e-300 else math.log(-math.expm1(-y))
+    return _exp(math.log(alpha) + k * math.log(low) + log_g - log_kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -730,8 +741,11 @@ class Pareto(Distribution):
         h = float(self.high)
         if math.isnan(h) or not h > s:
             raise ScenarioError("high", f"must be greater than scale ({_fmt(s)}), got {h!r}")
-        if math.isfinite(h) and not -math.expm1(-a * math.log(h / s)) > 0:
-            raise ScenarioError("alpha", f"is too small for the bounds [{_fmt(s)}, {_fmt(h)}], got {a!r}")
+        if math.isfinite(h) and not -math.expm1(-a * (math.log(h) - math.log(s))) >= 1e-9:
+            raise ScenarioError(
+                "alpha", f"is too small for the bounds [{_fmt(s)}, {_fmt(h)}]: alpha * ln(high/scale) "
+                f"must be >= 1e-9, got alpha={a!r}"
+            )
         for name, value in (("alpha", a), ("scale", s), ("high", h),
                             ("_mean", _pareto_raw_moment(a, s, h, 1)),
                             ("_m2", _pareto_raw_moment(a, s, h, 2))):
@@ -757,7 +771,9 @@ class Pareto(Distribution):
         return max(0.0, m2 - m * m)
 
     def _kept(self) -> float:
-        return 1.0 if not self.bounded else -math.expm1(-self.alpha * math.log(self.high / self.scale))
+        if not self.bounded:
+            return 1.0
+        return -math.expm1(-self.alpha * (math.log(self.high) - math.log(self.scale)))
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         u = rng.random(n)
@@ -1096,9 +1112,12 @@ def _number(value: object, path: str) -> float:
 def _construct(path: str, ctor: Any, *args: Any, **kwargs: Any) -> Distribution:
     """Call a constructor, re-rooting its (relative) ScenarioError at ``path``."""
     try:
-        return ctor(*args, **kwargs)
+        dist = ctor(*args, **kwargs)
     except ScenarioError as e:
         raise ScenarioError(_join(path, e.path) if e.path else path, e.message, e.suggestion) from None
+    if math.isnan(dist.mean) or math.isnan(dist.variance):
+        raise ScenarioError(path, f"parameters are outside the numerically supported range ({dist.describe()})")
+    return dist
 
 
 def _get(spec: Mapping[Any, Any], key: str, path: str) -> Any:
