@@ -14,6 +14,7 @@ from .errors import MeshsimError, ScenarioError, ScenarioErrors, ScenarioWarning
 from .result import Result
 from .scenario.load import load_scenario
 from .scenario.model import Scenario
+from .scenario.builder import ScenarioBuilder
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "MeshsimError",
     "Result",
     "Scenario",
+    "ScenarioBuilder",
     "ScenarioError",
     "ScenarioErrors",
     "ScenarioWarning",

@@ -786,7 +786,7 @@ class Pareto(Distribution):
             return 0.0
         if x >= self.high:
             return 1.0
-        return -math.expm1(self.alpha * math.log(self.scale / x)) / self._kept()
+        return -math.expm1(self.alpha * (math.log(self.scale) - math.log(x))) / self._kept()
 
     def quantile(self, q: float) -> float:
         q = _check_q(q)
