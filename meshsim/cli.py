@@ -25,6 +25,16 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="meshsim", description="Discrete-event simulation of service meshes (times in ms).")
     p.add_argument("--version", action="store_true", help="print the version and exit")
@@ -32,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario and print its summary")
     r.add_argument("scenario", help="scenario YAML file")
-    r.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's seed)")
+    r.add_argument("--seed", type=_seed, default=None, help="random seed (default: the scenario's seed)")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a scenario key, e.g. --set services.cart.replicas=3 (repeatable)")
     r.add_argument("--out", default=None, metavar="DIR", help="write summary.json and the requests table here")
@@ -45,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run the default demo scenario, print its summary and write a plot")
     d.add_argument("--out", default="out/demo", metavar="DIR", help="where to write summary.json and latency.png")
-    d.add_argument("--seed", type=int, default=None)
+    d.add_argument("--seed", type=_seed, default=None)
     return p
 
 

@@ -289,8 +289,12 @@ class Result:
                 sel = measured & (s_svc == si)
                 st = spans["status"][sel]
                 lat = (spans["end"] - spans["arrive"])[sel][st == 0]
+                okm = sel.copy()
+                okm[sel] = st == 0
                 entry.update({"calls": int(sel.sum()), "completed": int((st == 0).sum()),
-                              "failed": int((st != 0).sum()), "latency_ms": _lat_stats(lat)})
+                              "failed": int((st != 0).sum()), "latency_ms": _lat_stats(lat),
+                              "queue_ms_mean": float(np.mean((spans["start"] - spans["arrive"])[okm])) if okm.any() else math.nan,
+                              "service_ms_mean": float(np.mean((spans["svc"] - spans["start"])[okm])) if okm.any() else math.nan})
             elif self.streaming:
                 from .stats import LogHistogram
 

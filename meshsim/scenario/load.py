@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import yaml
 
 from ..errors import ScenarioError, ScenarioErrors, ScenarioWarning, closest
 from .model import Scenario
-from .schema import Context
+from .schema import Context, join
 from .spec import SCENARIO
 
 
@@ -54,6 +55,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     >>> parse_override("run.requests=1000")
     ('run.requests', 1000)
     """
+    if not isinstance(text, str):
+        raise ScenarioError(str(text), "an override must be a string PATH=VALUE, e.g. services.cart.replicas=3")
     if "=" not in text:
         raise ScenarioError(text, "an override must look like PATH=VALUE, e.g. services.cart.replicas=3")
     path, _, raw = text.partition("=")
@@ -67,21 +70,23 @@ def parse_override(text: str) -> tuple[str, Any]:
     return path, value
 
 
+_PATH_TOKEN = re.compile(r"([^.\[\]]*)((?:\[[^\[\]]*\])*)")
+
+
 def _split_path(path: str) -> list[str | int]:
     parts: list[str | int] = []
     for token in path.split("."):
-        while "[" in token and token.endswith("]"):
-            head, _, idx = token.partition("[")
-            if head:
-                parts.append(head)
-            inner, _, token = idx.partition("]")
+        m = _PATH_TOKEN.fullmatch(token)
+        if m is None or not (m.group(1) or m.group(2)):
+            raise ScenarioError(path, "is not a valid path: write keys separated by dots and list items as [i], "
+                                      "e.g. faults[0].at")
+        if m.group(1):
+            parts.append(m.group(1))
+        for inner in re.findall(r"\[([^\[\]]*)\]", m.group(2)):
             try:
                 parts.append(int(inner))
             except ValueError:
                 raise ScenarioError(path, f"list index {inner!r} is not an integer") from None
-            token = token
-        if token:
-            parts.append(token)
     return parts
 
 
@@ -97,9 +102,10 @@ def set_path(data: dict, path: str, value: Any) -> dict:
     out = copy.deepcopy(data)
     parts = _split_path(path)
     node: Any = out
+    where = ""
     for i, key in enumerate(parts):
         last = i == len(parts) - 1
-        where = ".".join(str(p) for p in parts[: i + 1])
+        where = join(where, key)
         if isinstance(key, int):
             if not isinstance(node, list) or not -len(node) <= key < len(node):
                 raise ScenarioError(where, "no such list item")
@@ -149,6 +155,8 @@ def load_scenario(
         raise ScenarioError("", f"a scenario must be a mapping of keys (run, services, workloads, ...), got {type(raw).__name__}")
     items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides or [])
     for path, value in items:
+        if not isinstance(path, str):
+            raise ScenarioError(str(path), "an override path must be a string such as 'services.cart.replicas'")
         raw = set_path(raw, path, value)
 
     ctx = Context(base_dir=base_dir)

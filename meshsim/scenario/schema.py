@@ -256,7 +256,7 @@ class Struct(Node):
         n_errors = len(ctx.errors)
         for key in value:
             if key not in self.fields:
-                ctx.error(join(path, key), f"unknown key; valid keys are {', '.join(self.fields)}",
+                ctx.error(join(path, str(key)), f"unknown key; valid keys are {', '.join(self.fields)}",
                           closest(str(key), self.fields))
         for key, f in self.fields.items():
             if key in value and value[key] is not None:
@@ -299,7 +299,7 @@ class MapOf(Node):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str) or not k or any(ch in k for ch in " .[]/"):
-                ctx.error(join(path, k), f"{self.key_doc} must be a non-empty string without spaces, dots, brackets or slashes")
+                ctx.error(join(path, str(k)), f"{self.key_doc} must be a non-empty string without spaces, dots, brackets or slashes")
                 continue
             out[k] = self.value.check(v, join(path, k), ctx)
         return out

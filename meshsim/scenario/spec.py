@@ -165,6 +165,9 @@ def _validate_workload(out: dict, path: str, ctx: Context) -> None:
     for key in need:
         if out.get(key) is None:
             ctx.error(f"{path}.{key}", f"is required for type {kind}")
+    # a zero rate would never produce an arrival (division by zero, or a run that never ends)
+    if kind in ("poisson", "deterministic", "diurnal", "mmpp") and out.get("rate") == 0:
+        ctx.error(f"{path}.rate", f"must be a rate > 0 for type {kind}, got 0")
     used = set(need) | {"type", "target", "endpoint", "source", "timeout", "phase", "column", "speedup", "off_rate"}
     for key in ("rate", "off_rate", "on_time", "off_time", "steps", "amplitude", "period", "users", "think_time", "file"):
         if out.get(key) is not None and key not in used:
