@@ -53,7 +53,10 @@ def _is_number(value: object) -> bool:
 def parse_duration(value: object, path: str = "", *, allow_negative: bool = False) -> float:
     """Parse a duration into milliseconds; raise ScenarioError naming ``path``."""
     if _is_number(value):
-        ms = float(value)  # type: ignore[arg-type]
+        try:
+            ms = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            raise ScenarioError(path, f"must be a finite duration, got {value!r}") from None
     elif isinstance(value, str):
         m = _DURATION_RE.match(value)
         if not m:
@@ -76,7 +79,10 @@ def parse_duration(value: object, path: str = "", *, allow_negative: bool = Fals
 def parse_rate(value: object, path: str = "") -> float:
     """Parse a rate into events per second (a plain number is already per second)."""
     if _is_number(value):
-        rate = float(value)  # type: ignore[arg-type]
+        try:
+            rate = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            raise ScenarioError(path, f"must be a finite rate >= 0, got {value!r}") from None
     elif isinstance(value, str):
         m = _RATE_RE.match(value)
         if not m:
