@@ -156,10 +156,10 @@ def jackson_scenario(requests: int) -> dict:
         "network": {"enabled": False},
         "metrics": {"warmup": "1m"},
         "services": {
-            "a": {"workers": 2, "service_time": exp_ms(30),
+            "a": {"workers": 2, "service_time": exp_ms(24),
                   "calls": [{"service": "b", "probability": 0.6}, {"service": "c", "probability": 0.25}]},
-            "b": {"workers": 1, "service_time": exp_ms(25), "calls": [{"service": "d", "probability": 0.5}]},
-            "c": {"workers": 3, "service_time": exp_ms(70)},
+            "b": {"workers": 1, "service_time": exp_ms(20), "calls": [{"service": "d", "probability": 0.5}]},
+            "c": {"workers": 3, "service_time": exp_ms(60)},
             "d": {"workers": 1, "service_time": exp_ms(40)},
         },
         "workloads": {
@@ -179,7 +179,7 @@ def test_jackson_network_mean_response_time():
     routing[b, c] = 0.5 * 0.25
     routing[d, c] = 0.25
     gamma = [0.05, 0.0, 0.02, 0.0]  # per ms
-    mus = [1 / 30, 1 / 25, 1 / 70, 1 / 40]
+    mus = [1 / 24, 1 / 20, 1 / 60, 1 / 40]
     net = analytic.jackson(gamma, routing, mus, [2, 1, 3, 1])
     assert net.throughputs == pytest.approx([0.05, 0.03, 0.0325, 0.015])
 

@@ -245,7 +245,7 @@ class Instance(Caller):
                 for service, target_ep, _p in chosen:
                     if call.finished or call.step != step:
                         break
-                    child = Call(call.req, sim.next_span(), call, call.span, target_ep, self.host, now)
+                    child = Call(call.req, next(sim.span_ids), call, call.span, target_ep, self.host, now)
                     child.gen = step
                     self.send(child, service)
                 return

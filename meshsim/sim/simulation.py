@@ -7,6 +7,7 @@ one recorder.  ``meshsim.run`` is the public way in; this class is for layers
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -42,7 +43,8 @@ class Simulation:
             self.recorder = Recorder(spans=m["spans"])
         self.hosts = scenario.hosts()
         self.network = Network(self.kernel, self.hosts, scenario.zones(), spec["network"], self.streams)
-        self._span = 0
+        #: span ids, 1, 2, ...: ``next(sim.span_ids)`` (a C-level counter on the hot path)
+        self.span_ids = itertools.count(1)
         self.inflight = 0
         self.arrived = 0
         self.arrivals_open = False
@@ -104,8 +106,7 @@ class Simulation:
 
     # -- ids and hooks used by the engine ------------------------------------
     def next_span(self) -> int:
-        self._span += 1
-        return self._span
+        return next(self.span_ids)
 
     def make_balancer(self, caller: Caller, service: ServiceRT) -> tuple[list[Instance], Balancer]:
         """The caller's own view of ``service`` and its own balancer (round robin here)."""

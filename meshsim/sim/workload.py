@@ -120,7 +120,7 @@ class Workload(Caller):
         sim = self.sim
         now = sim.kernel.env._now
         rid = sim.recorder.request_start(self.index, now)
-        call = Call(rid, sim.next_span(), self, -1, self.ep, self.host, now)
+        call = Call(rid, next(sim.span_ids), self, -1, self.ep, self.host, now)
         sim.inflight += 1
         self.sent += 1
         if self.timeout is not None:
