@@ -315,7 +315,7 @@ class MeshsimTool(Tool):
         self.scenario = scenario
 
     def command(self, requests, extra, out_dir):
-        cmd = [sys.executable, "-m", "meshsim", "run", self.scenario, "--seed", str(self.seed), "--out", str(out_dir)]
+        cmd = [sys.executable, "-m", "meshsim", "run", self.scenario, "--seed", str(self.seed), "--out", str(out_dir), "--no-tables"]
         cmd += ["--set", f"run.requests={requests}"]
         for s in extra:
             cmd += ["--set", s]

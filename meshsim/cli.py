@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a scenario key, e.g. --set services.cart.replicas=3 (repeatable)")
     r.add_argument("--out", default=None, metavar="DIR", help="write summary.json and the requests table here")
     r.add_argument("--plot", action="store_true", help="with --out: also write latency.png")
+    r.add_argument("--no-tables", dest="tables", action="store_false",
+                   help="with --out: write summary.json only, not the per-request table")
     r.add_argument("--quiet", action="store_true", help="do not print the summary table")
 
     v = sub.add_parser("validate", help="check a scenario and print what it offers")
@@ -122,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(result.table())
     if args.out:
-        written = result.save(args.out)
+        written = result.save(args.out, tables=args.tables)
         if args.plot:
             from .plots import latency_figure
 

@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported when a table is first asked for: faster start-up
+    import pandas as pd
 
 from .stats import batch_means_ci, t_quantile
 from .units import format_duration
@@ -90,6 +92,8 @@ class Result:
 
     # -- tables -------------------------------------------------------------------
     def _status_cat(self, codes: np.ndarray) -> pd.Categorical:
+        import pandas as pd
+
         names = self._status_names + ["incomplete"]
         codes = np.where(codes < 0, len(names) - 1, codes).astype(np.int16)
         return pd.Categorical.from_codes(codes, categories=names)
@@ -103,6 +107,8 @@ class Result:
         """One row per request (full mode)."""
         self._require_full("the requests table")
         if "requests" not in self._cache:
+            import pandas as pd
+
             c = self._sim.recorder.columns("r_")
             names = list(self.scenario.workloads)
             self._cache["requests"] = pd.DataFrame(
@@ -121,6 +127,8 @@ class Result:
         """One row per call (full mode with metrics.spans)."""
         self._require_full("the spans table")
         if "spans" not in self._cache:
+            import pandas as pd
+
             sim = self._sim
             c = sim.recorder.span_columns()
             inst = c["inst"]
@@ -157,6 +165,8 @@ class Result:
     def timeseries(self) -> pd.DataFrame:
         """Queue length and busy workers per instance, sampled every metrics.sample_interval."""
         if "timeseries" not in self._cache:
+            import pandas as pd
+
             sim = self._sim
             c = sim.recorder.columns("t_")
             names = [i.name for i in sim.instances]
@@ -178,6 +188,8 @@ class Result:
     def instances(self) -> pd.DataFrame:
         """Per-instance utilisation and queue statistics over the measurement window."""
         if "instances" not in self._cache:
+            import pandas as pd
+
             self._cache["instances"] = pd.DataFrame(self._instance_rows()).set_index("instance")
         return self._cache["instances"]
 

@@ -19,10 +19,11 @@ the same reason.
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush
 from typing import Any
 
 from ..core.selection import Balancer, RoundRobin
-from .kernel import Carrier, Kernel
+from .kernel import NORMAL, Carrier, Kernel
 from .network import Network
 from .recorder import CRASHED, OK, QUEUE_FULL, REFUSED, Recorder, status_code
 
@@ -100,20 +101,26 @@ class Caller:
         self.sim = sim
         self.host = host
         self.name = name
-        self.balancers: dict[str, tuple[list[Instance], Balancer]] = {}
+        self.env = sim.kernel.env
+        self.network: Network = sim.network
+        self.net_enabled: bool = sim.network.enabled
+        self.balancers: dict[ServiceRT, tuple[list[Instance], Balancer]] = {}
 
-    def pick(self, service: ServiceRT, call: Call | None = None) -> Instance:
-        entry = self.balancers.get(service.name)
-        if entry is None:
-            entry = self.balancers[service.name] = self.sim.make_balancer(self, service)
-        view, balancer = entry
-        return view[balancer.pick(self.sim.kernel.env._now)]
+    def _route(self, service: ServiceRT) -> tuple[list[Instance], Balancer]:
+        entry = self.balancers[service] = self.sim.make_balancer(self, service)
+        return entry
+
+    def pick(self, service: ServiceRT) -> Instance:
+        """The instance of ``service`` this caller's balancer chooses now."""
+        entry = self.balancers.get(service) or self._route(service)
+        return entry[0][entry[1].pick(self.env._now)]
 
     def send(self, call: Call, service: ServiceRT) -> None:
-        inst = self.pick(service, call)
-        call.inst = inst
-        if self.sim.network.enabled:
-            self.sim.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
+        """Pick an instance and send ``call`` to it over the network."""
+        entry = self.balancers.get(service) or self._route(service)
+        inst = call.inst = entry[0][entry[1].pick(self.env._now)]
+        if self.net_enabled:
+            self.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
         else:
             inst.arrive(call)
 
@@ -135,8 +142,6 @@ class Instance(Caller):
         self.up = True
         self.active: dict[int, Call] = {}
         self.kernel: Kernel = sim.kernel
-        self.env = sim.kernel.env
-        self.network: Network = sim.network
         self.rec: Recorder = sim.recorder
         self.sim = sim
         # statistics (time integrals are in ms x workers / ms x requests)
@@ -159,7 +164,14 @@ class Instance(Caller):
             rng = streams.generator(f"calls/{self.name}")
             self.uniform = _uniform_stream(rng)
         self._svc_done_cbs = [self._service_done]
-        self.direct = not sim.network.enabled  # no network: replies are delivered at once
+        self.span_ids = sim.span_ids
+        # SimPy's heap and event-id counter: pushing onto them directly is what
+        # Environment.schedule does, minus one Python call (see kernel.py)
+        self._heap = self.env._queue
+        self._eid = self.env._eid
+        # full-mode span recording, bound once (two C calls per span on the hot path)
+        self._span_ints = sim.recorder.s_ints.extend if sim.recorder.spans_on else None
+        self._span_floats = sim.recorder.s_floats.extend
 
     # -- bookkeeping ---------------------------------------------------------
     # Time integrals are accumulated per call, not per state change: each call
@@ -190,7 +202,7 @@ class Instance(Caller):
             call.holding = True
             call.t_start = now
             call.callbacks = self._svc_done_cbs
-            self.env.schedule(call, 1, next(self.svc_streams[call.ep.gid]))
+            heappush(self._heap, (now + next(self.svc_streams[call.ep.gid]), NORMAL, next(self._eid), call))
         elif self.queue_cap is not None and len(self.queue) >= self.queue_cap:
             self.rejected += 1
             self.finish(call, QUEUE_FULL)
@@ -214,8 +226,19 @@ class Instance(Caller):
         if call.finished:
             return  # the instance crashed while serving it
         now = call.t_svc = self.env._now
-        if not self.blocking:
-            self._release(call, now)
+        if not self.blocking:  # release the worker (inlined _release: hot path)
+            call.holding = False
+            self.busy_area += now - call.t_start
+            queue = self.queue
+            if queue and self.up:
+                nxt = queue.popleft()
+                self.queue_area += now - nxt.t_arrive
+                nxt.holding = True
+                nxt.t_start = now
+                nxt.callbacks = self._svc_done_cbs
+                heappush(self._heap, (now + next(self.svc_streams[nxt.ep.gid]), NORMAL, next(self._eid), nxt))
+            else:
+                self.busy -= 1
         if call.ep.steps:
             self.advance(call)
         else:
@@ -227,29 +250,36 @@ class Instance(Caller):
         ep = call.ep
         steps = ep.steps
         n = len(steps)
-        while call.step < n:
-            targets, k = steps[call.step]
+        step = call.step
+        while step < n:
+            targets, k = steps[step]
             if ep.has_prob:
                 u = self.uniform
                 chosen = [t for t in targets if t[2] >= 1.0 or next(u) < t[2]]
             else:
                 chosen = targets
-            if chosen:
-                m = len(chosen)
+            m = len(chosen)
+            if m == 1:  # the common case: one call, wait for it
+                call.pending = call.need = 1
+                call.ok = 0
+                service, target_ep, _p = chosen[0]
+                child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host, self.env._now)
+                child.gen = step
+                self.send(child, service)
+                return
+            if m:
                 call.pending = m
                 call.ok = 0
                 call.need = m if k is None or k > m else k
-                step = call.step
-                sim = self.sim
                 now = self.env._now
                 for service, target_ep, _p in chosen:
                     if call.finished or call.step != step:
-                        break
-                    child = Call(call.req, next(sim.span_ids), call, call.span, target_ep, self.host, now)
+                        break  # a synchronous failure already decided this step
+                    child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host, now)
                     child.gen = step
                     self.send(child, service)
                 return
-            call.step += 1
+            step = call.step = step + 1
         self.finish(call, OK)
 
     def finish(self, call: Call, status: int) -> None:
@@ -262,11 +292,15 @@ class Instance(Caller):
         self.active.pop(call.span, None)
         if status == OK:
             self.completed += 1
-        self.rec.span(call, self.gid, call.ep.gid, now)
-        if self.direct:
-            call.parent.child_done(call)
-        else:
+        if self._span_ints is not None:
+            self._span_ints((call.span, call.parent_span, call.req, self.gid, call.ep.gid, status))
+            self._span_floats((call.t_send, call.t_arrive, call.t_start, call.t_svc, now))
+        elif self.rec.streaming:
+            self.rec.span(call, self.gid, call.ep.gid, now)
+        if self.net_enabled:
             self.network.send(self.host, call.src_host, call.parent.child_done, call, self.sim.on_reply_dropped)
+        else:
+            call.parent.child_done(call)
 
     # -- faults ------------------------------------------------------------------
     def crash(self) -> None:
