@@ -64,21 +64,25 @@ def test_deterministic_rate_exact_gaps():
 
 
 def test_mmpp_long_run_rate_and_burstiness():
-    on, off, on_rate, off_rate = 1.0, 2.0, 400.0, 40.0
+    on, off, on_rate, off_rate = 0.1, 0.2, 400.0, 40.0  # seconds, per second
     wl = {"type": "mmpp", "rate": f"{on_rate}/s", "off_rate": f"{off_rate}/s", "on_time": f"{on}s", "off_time": f"{off}s"}
-    res = meshsim.run(open_scenario(wl, duration="1200s"), seed=3)
-    t = arrivals(res)
+    horizon = 1200.0
+    res = meshsim.run(open_scenario(wl, duration=f"{horizon}s"), seed=3)
+    t = arrivals(res) / 1000.0
     mean_rate = (on_rate * on + off_rate * off) / (on + off)  # 160/s
     assert res.scenario.workload_rate("w") == pytest.approx(mean_rate)
-    assert len(t) / 1200 == pytest.approx(mean_rate, rel=0.05)
-    # bursty: counts per 100 ms have variance far above their mean (Poisson: ratio 1)
-    counts = np.bincount((t // 100).astype(int), minlength=12_000)
-    assert counts.var() / counts.mean() > 5
-    # and the rate is one of the two levels most of the time: a bimodal histogram of window counts
-    lo = (counts <= 12).mean()  # off windows: mean 4
-    hi = (counts >= 28).mean()  # on windows: mean 40
-    assert lo + hi > 0.8
-    assert hi / (lo + hi) == pytest.approx(on / (on + off), abs=0.06)
+    assert len(t) / horizon == pytest.approx(mean_rate, rel=0.05)
+    # burstiness: index of dispersion of counts in windows of w seconds.  For an
+    # on/off MMPP with switching rates a = 1/on, b = 1/off and p = P(on):
+    # IDC(w) = 1 + 2 (r1 - r0)^2 p (1 - p) / (m (a + b)) * (1 - (1 - exp(-(a + b) w)) / ((a + b) w))
+    a, b = 1 / on, 1 / off
+    p = b / (a + b)
+    for w in (0.1, 1.0):
+        counts = np.bincount((t // w).astype(int), minlength=int(horizon / w))[: int(horizon / w)]
+        s = (a + b) * w
+        idc = 1 + 2 * (on_rate - off_rate) ** 2 * p * (1 - p) / (mean_rate * (a + b)) * (1 - (1 - math.exp(-s)) / s)
+        assert counts.var() / counts.mean() == pytest.approx(idc, rel=0.12), w
+    assert idc > 20  # far from Poisson (1)
 
 
 # ----------------------------------------------------------------------------- steps
