@@ -274,6 +274,8 @@ class Result:
                 "faults": [{"time_ms": t, "event": e, "target": w} for t, e, w in sim.fault_log],
             }
         )
+        for component in sim.components:
+            summary[component.name] = component.summary()
         return _clean(summary)
 
     def _service_summary(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import Any, Protocol
 
 from ..core.selection import BALANCERS, Balancer
 from ..rng import RandomStreams
@@ -19,6 +19,16 @@ from .kernel import Kernel
 from .network import Network
 from .recorder import Recorder, StreamingRecorder, status_code
 from .workload import ClosedWorkload, OpenWorkload, Workload, arrival_times
+
+
+class Component(Protocol):
+    """Something that runs beside the request path in one simulation (see Simulation.attach)."""
+
+    name: str
+
+    def start(self, sim: Simulation) -> None: ...
+
+    def summary(self) -> dict[str, Any]: ...
 
 
 class Simulation:
@@ -53,6 +63,7 @@ class Simulation:
         self.stop_event = self.env.event()
         self._drain: bool = spec["run"]["drain"]
         self.fault_log: list[tuple[float, str, str]] = []
+        self.components: list[Component] = []
         #: instance gid -> (busy_area, queue_area) at the end of warm-up and when arrivals stop
         self.snapshots: dict[str, dict[int, tuple[float, float]]] = {"warmup": {}, "close": {}}
 
@@ -228,10 +239,23 @@ class Simulation:
         self.network.heal(i)
         self.fault_log.append((self.env._now, "heal", f["action"]))
 
+    def attach(self, component: Component) -> Component:
+        """Add a component (registry, control plane, ...) that runs alongside the request path.
+
+        Before the run its ``start(sim)`` is called (it may start SimPy
+        processes on ``sim.env`` or timers on ``sim.kernel``); after the run
+        its ``summary()`` dict is stored in the Result's summary under
+        ``component.name``.
+        """
+        self.components.append(component)
+        return component
+
     def run(self) -> Simulation:
         """Run to the end (arrivals stopped and, if draining, nothing in flight)."""
         run = self.scenario.spec["run"]
         self._drain = run["drain"]
+        for c in self.components:
+            c.start(self)
         self.arrivals_open = True
         for w in self.workloads:
             w.start()
