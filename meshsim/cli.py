@@ -66,6 +66,25 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
+_MAX_PROBLEMS, _MAX_LINE = 20, 400
+
+
+def _shorten(line: str) -> str:
+    """Keep the start (the path) and the end (any suggestion) of an over-long line."""
+    return line if len(line) <= _MAX_LINE else f"{line[:300]} ... {line[-90:]}"
+
+
+def _describe(error: Exception) -> str:
+    """A short report of a ScenarioError: at most _MAX_PROBLEMS lines of at most _MAX_LINE characters."""
+    lines = str(error).split("\n")
+    if len(lines) == 1:
+        return f"invalid scenario: {_shorten(lines[0])}"
+    shown = [_shorten(line) for line in lines[:_MAX_PROBLEMS]]
+    if len(lines) > _MAX_PROBLEMS:
+        shown.append(f"... and {len(lines) - _MAX_PROBLEMS} more problems")
+    return "invalid scenario:\n  " + "\n  ".join(shown)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.version:
@@ -94,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         return _run(args)
     except ScenarioError as e:
-        text = str(e)
-        if "\n" in text:
-            return _fail("invalid scenario:\n  " + text.replace("\n", "\n  "))
-        return _fail(f"invalid scenario: {text}")
+        return _fail(_describe(e))
     except KeyboardInterrupt:
         return _fail("interrupted")
     except OSError as e:

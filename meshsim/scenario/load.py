@@ -189,6 +189,8 @@ def _check_references(spec: dict, ctx: Context) -> None:
             if z in zone_region:
                 ctx.error(f"topology.regions.{region}", f"zone {z!r} is already in region {zone_region[z]!r}")
             zone_region[z] = region
+    if not zone_region:
+        ctx.error("topology.regions", "must define at least one region with at least one zone")
     for host, h in topo["hosts"].items():
         if h["zone"] not in zone_region:
             ctx.error(f"topology.hosts.{host}.zone", f"unknown zone {h['zone']!r}", closest(h["zone"], zone_region))

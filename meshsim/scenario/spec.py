@@ -128,8 +128,8 @@ def _validate_service(out: dict, path: str, ctx: Context) -> None:
 SERVICE = Struct(
     "service",
     {
-        "replicas": Field(Int(min=1), default=1, doc="number of instances"),
-        "workers": Field(Int(min=1), default=1, doc="concurrency c of each instance (its worker pool)"),
+        "replicas": Field(Int(min=1, max=100_000), default=1, doc="number of instances"),
+        "workers": Field(Int(min=1, max=1_000_000), default=1, doc="concurrency c of each instance (its worker pool)"),
         "queue": Field(Custom("'unbounded' or integer >= 0", _queue), default=None,
                        doc="waiting-room size per instance; a request arriving to a full queue is rejected "
                            "(reason queue_full). Default unbounded"),
