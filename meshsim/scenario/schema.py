@@ -69,17 +69,15 @@ def _is_num(v: Any) -> bool:
 class Int(Node):
     def __init__(self, min: int | None = None, max: int | None = None):
         self.min, self.max = min, max
-        lo = f" >= {min}" if min is not None else ""
-        hi = f" <= {max}" if max is not None else ""
-        self.type_name = f"integer{lo}{' and' if lo and hi else ''}{hi}"
+        self.type_name = "integer" + (f" >= {min}" if min is not None else "")
 
     def check(self, value: Any, path: str, ctx: Context) -> Any:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if not _is_int(value) or (self.min is not None and value < self.min) or (
-            self.max is not None and value > self.max
-        ):
+        if not _is_int(value) or (self.min is not None and value < self.min):
             ctx.error(path, f"must be an {self.type_name}, got {value!r}")
+        elif self.max is not None and value > self.max:
+            ctx.error(path, f"must be at most {self.max}, got {value!r}")
         return value
 
 
