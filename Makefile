@@ -29,7 +29,7 @@ lab: $(VENV)/.stamp-notebooks
 
 ## test: every test (unit, property, validation against theory, CLI, docs)
 test: $(VENV)/.stamp-dev
-	MPLBACKEND=Agg $(PY) -m pytest
+	MPLBACKEND=Agg $(PY) -m pytest -q
 
 ## bench: speed and memory against SimPy and Ciw; writes bench/results.md
 bench: $(VENV)/.stamp-dev
