@@ -3,7 +3,9 @@
 Each component (a workload, an instance's service times, a link) asks for its
 stream by a stable name.  The name is turned into a spawn key, so a stream does
 not depend on the order in which components are built, and adding a component
-does not change the numbers any other component draws.  The global ``random``
+does not change the numbers any other component draws.  (Network latencies are
+drawn per link class and zone pair, so traffic added on the same zone pair does
+shift the latencies other messages on it draw.)  The global ``random``
 module and numpy's global state are never used.
 
 >>> streams = RandomStreams(42)

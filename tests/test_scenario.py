@@ -849,8 +849,26 @@ def test_faults_may_name_generated_hosts_and_zones() -> None:
         {"at": "1s", "action": "degrade", "between": ["h-web-0", "zone-a"], "extra_latency": "5ms"},
         {"at": "1s", "action": "partition", "groups": [["h-web-0"], ["h-db-0", "h-cart-0"]], "oneway": True},
     ]
+    d["network"] = {"enabled": True}
     sc = load_scenario(d)
     assert [f["action"] for f in sc.spec["faults"]] == ["crash", "restart", "degrade", "partition"]
+
+
+def test_network_faults_without_a_network_warn() -> None:
+    d = base()
+    d["network"] = {"enabled": False}
+    d["faults"] = [{"at": "1s", "action": "partition", "groups": [["h-web-0"], ["h-db-0"]]}]
+    with pytest.warns(ScenarioWarning, match=r"faults\[0\]: network.enabled is false, so this partition has no effect"):
+        load_scenario(d)
+
+
+def test_closed_workloads_do_not_trigger_the_overload_warning() -> None:
+    d = base()
+    d["workloads"] = {"users": {"type": "closed", "users": 500, "think_time": "1ms", "target": "web"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScenarioWarning)
+        sc = load_scenario(d)
+    assert sc.utilisation()["web"] > 1  # the upper bound is still reported
 
 
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)

@@ -167,13 +167,17 @@ def load_scenario(
         raise ScenarioErrors(ctx.errors)
     scenario = Scenario(raw=raw, spec=spec, base_dir=base_dir, origin=origin)
     if warn:
-        for service, u in scenario.utilisation().items():
+        for service, u in scenario.utilisation(include_closed=False).items():
             if u >= 1.0:
-                warnings.warn(
-                    f"services.{service}: offered utilisation {u:.2f} >= 1; its queue will grow without bound",
-                    ScenarioWarning,
-                    stacklevel=2,
-                )
+                bounded = scenario.services[service]["queue"] is not None
+                fate = "requests will be rejected (queue_full)" if bounded else "its queue will grow without bound"
+                warnings.warn(f"services.{service}: offered utilisation {u:.2f} >= 1; {fate}", ScenarioWarning,
+                              stacklevel=2)
+        if not spec["network"]["enabled"]:
+            for i, f in enumerate(spec["faults"]):
+                if f["action"] in ("degrade", "partition"):
+                    warnings.warn(f"faults[{i}]: network.enabled is false, so this {f['action']} has no effect",
+                                  ScenarioWarning, stacklevel=2)
     return scenario
 
 

@@ -139,8 +139,12 @@ class Scenario:
             return (len(times) - 1) * 1000.0 / span if span > 0 else 0.0
         raise AssertionError(kind)
 
-    def endpoint_rates(self) -> dict[tuple[str, str], float]:
-        """Mean arrival rate (per second) at each (service, endpoint), from the workloads' rates."""
+    def endpoint_rates(self, include_closed: bool = True) -> dict[tuple[str, str], float]:
+        """Mean arrival rate (per second) at each (service, endpoint), from the workloads' rates.
+
+        Closed workloads count with their upper bound users / think time; leave
+        them out with ``include_closed=False`` (a closed loop cannot overload).
+        """
         rates: dict[tuple[str, str], float] = {}
 
         def push(service: str, endpoint: str, rate: float) -> None:
@@ -150,17 +154,18 @@ class Scenario:
                     push(call["service"], call["endpoint"], rate * call["probability"])
 
         for name, w in self.workloads.items():
-            push(w["target"], w["endpoint"], self.workload_rate(name))
+            if include_closed or w["type"] != "closed":
+                push(w["target"], w["endpoint"], self.workload_rate(name))
         return rates
 
-    def utilisation(self) -> dict[str, float]:
+    def utilisation(self, include_closed: bool = True) -> dict[str, float]:
         """Offered utilisation per service: arrival rate x mean service time / (replicas x workers).
 
         For blocking services this counts local processing only, so it is a
         lower bound on how busy the workers are.
         """
         util = {s: 0.0 for s in self.services}
-        for (s, e), rate in self.endpoint_rates().items():
+        for (s, e), rate in self.endpoint_rates(include_closed).items():
             svc = self.services[s]
             mean_ms = svc["endpoints"][e]["service_time"].mean
             util[s] += rate * mean_ms / 1000.0 / (svc["replicas"] * svc["workers"])

@@ -218,7 +218,7 @@ WORKLOAD = Struct(
         "users": Field(Int(min=1), default=None, doc="closed: number of users, each with one request outstanding"),
         "think_time": Field(Dist(), default=None, doc="closed: pause between a reply and the next request"),
         "file": Field(Str(), default=None,
-                      doc="trace: CSV of arrival times (ms), relative to the scenario file or data/"),
+                      doc="trace: CSV of arrival times (ms), relative to the scenario file or data/; times are shifted so the first arrival is at 0"),
         "column": Field(Str(), default="time_ms", doc="trace: column holding the arrival times"),
         "speedup": Field(Float(min=0.0, min_exclusive=True), default=1.0, doc="trace: divide trace times by this"),
         "timeout": Field(Duration(min_exclusive=0), default=None,

@@ -5,8 +5,9 @@ after the link's one-way latency, or calls ``on_drop(msg, reason)`` if the
 message is lost (link loss), blocked (partition) or its destination host is
 down.  The request path, the registry and the proxies all use it.
 
-Latency of a pair of hosts: the most specific ``network.links`` override
-(host beats zone beats region; later entries win ties), else the class
+Latency (and, separately, loss) of a pair of hosts: the most specific
+``network.links`` entry that sets it (host beats zone beats region; later
+entries win ties), else the class
 default (same host / same zone / cross zone / cross region).  Faults add
 degradations (replacement or extra latency, loss) and partitions for a time.
 With ``network.enabled: false`` delivery is immediate and never fails.
@@ -130,16 +131,18 @@ class Network:
         latency_key: tuple = ("class", rel, self.host_zone[src], self.host_zone[dst])
         latency = self.classes[rel]
         loss = self.base_loss
-        best = -1
+        # each field (latency, loss) independently: the most specific link that sets it wins,
+        # and among equally specific links the later one
+        best_latency = best_loss = -1
         for i, link in enumerate(self.links):
             if self._matches(link["between"], src, dst, link["oneway"]):
                 spec = sum(self._level(n) for n in link["between"])
-                if spec >= best:
-                    best = spec
-                    if link["latency"] is not None:
-                        latency, latency_key = link["latency"], ("link", i, src, dst)
-                    if link["loss"] is not None:
-                        loss = link["loss"]
+                if link["latency"] is not None and spec >= best_latency:
+                    best_latency = spec
+                    latency, latency_key = link["latency"], ("link", i, src, dst)
+                if link["loss"] is not None and spec >= best_loss:
+                    best_loss = spec
+                    loss = link["loss"]
         extra = None
         for i, d in self.degrades.items():
             if self._matches(d["between"], src, dst, d["oneway"]):

@@ -48,6 +48,8 @@ class Simulation:
         self.max_requests: int | None = run["requests"]
         if m["mode"] == "streaming":
             expected = self.max_requests or sum(scenario.workload_rate(w) for w in scenario.workloads) * (self.duration or 0) / 1000
+            if not math.isfinite(expected):  # closed users with zero think time: no useful estimate
+                expected = 0
             self.recorder: Recorder = StreamingRecorder(self.warmup, m["histogram_error"], int(expected // m["batches"]) or 1)
         else:
             self.recorder = Recorder(spans=m["spans"])
