@@ -6,6 +6,7 @@ import numpy as np
 
 import meshsim
 from meshsim.sim.simulation import Simulation
+from meshsim.core.selection import Balancer, RoundRobin
 from meshsim.result import Result
 
 SCENARIO = {
@@ -63,3 +64,53 @@ def test_spans_form_trees_that_add_up():
     assert np.allclose(roots.sort_values("request")["end_ms"].to_numpy(), req["end_ms"].to_numpy())
     parts = spans[["network_ms", "queue_ms", "service_ms", "downstream_ms"]].sum(axis=1)
     assert np.allclose(parts, spans["end_ms"] - spans["send_ms"])
+
+
+class CountingLeastActive(Balancer):
+    """Least active requests, counting on_start/on_end calls (a load-tracking balancer)."""
+
+    name = "counting"
+    log: list = []
+
+    def __init__(self, n, rng=None):
+        super().__init__(n, rng)
+        self.active = [0] * n
+        self.starts = self.ends = 0
+        CountingLeastActive.log.append(self)
+
+    def pick(self, now_ms, key=None):
+        return min(range(self.n), key=self.active.__getitem__)
+
+    def on_start(self, index):
+        self.active[index] += 1
+        self.starts += 1
+
+    def on_end(self, index):
+        self.active[index] -= 1
+        self.ends += 1
+
+
+def test_load_tracking_balancers_see_every_start_and_end(monkeypatch):
+    assert CountingLeastActive.tracks_load and not RoundRobin.tracks_load
+    CountingLeastActive.log.clear()
+
+    def make(self, caller, service):
+        view = list(service.instances)
+        return view, CountingLeastActive(len(view))
+
+    monkeypatch.setattr(Simulation, "make_balancer", make)
+    sc = dict(SCENARIO)
+    sc["services"] = {**SCENARIO["services"], "b": {"replicas": 3, "workers": 1, "service_time": {"dist": "exponential", "mean": "4ms"}}}
+    sc["faults"] = [{"at": "3s", "until": "5s", "action": "crash", "instance": "b-1"}]
+    res = meshsim.run(sc, seed=2)
+    assert res.summary["failed"] > 0  # crashed and refused calls end too
+    total_calls = len(res.spans)
+    starts = sum(b.starts for b in CountingLeastActive.log)
+    ends = sum(b.ends for b in CountingLeastActive.log)
+    assert starts == ends == total_calls
+    assert all(a == 0 for b in CountingLeastActive.log for a in b.active)
+    # ties go to the lowest index, so b-0 takes most calls, but load spills over to all three
+    b_spans = res.spans[res.spans["service"] == "b"]
+    per_instance = b_spans["instance"].astype(str).value_counts()
+    assert set(per_instance.index) == {"b-0", "b-1", "b-2"}
+    assert per_instance["b-0"] == per_instance.max()

@@ -22,14 +22,21 @@ import numpy as np
 class Balancer(ABC):
     """Chooses an endpoint index in ``range(n)`` for each request.
 
-    Subclasses implement :meth:`pick`; they may use :meth:`on_start` and
-    :meth:`on_end` (called by the shell around each request it routes) to keep
-    per-endpoint state such as active request counts, and :meth:`update` when
-    the caller's view of the endpoints changes.
+    Subclasses implement :meth:`pick`; they may override :meth:`on_start` and
+    :meth:`on_end` (then the shell calls them when a call it routed is sent
+    and when its reply, or its failure, comes back) to keep per-endpoint state
+    such as active request counts, and :meth:`update`, called when the
+    caller's view of the endpoints changes.
     """
 
     #: name used in scenario files
     name = "balancer"
+    #: True when a subclass overrides on_start/on_end; the shell calls them only then
+    tracks_load = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.tracks_load = cls.on_start is not Balancer.on_start or cls.on_end is not Balancer.on_end
 
     def __init__(self, n: int, rng: np.random.Generator | None = None):
         if n < 1:

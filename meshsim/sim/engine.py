@@ -60,7 +60,7 @@ class Call(Carrier):
     __slots__ = (
         "req", "span", "parent", "parent_span", "ep", "inst", "src_host",
         "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
-        "gen", "status", "finished", "holding",
+        "gen", "status", "finished", "holding", "lb", "lb_idx",
     )
 
     def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float):
@@ -79,9 +79,12 @@ class Call(Carrier):
         self.status = OK
         self.finished = False
         self.holding = False
+        self.lb = None  # the caller's balancer, when it tracks load (see Balancer.tracks_load)
 
     # The parent interface: every call and every workload has child_done(call).
     def child_done(self, child: Call) -> None:
+        if child.lb is not None:
+            child.lb.on_end(child.lb_idx)
         if self.finished or child.gen != self.step:
             return  # late reply: this step was already decided
         self.pending -= 1
@@ -117,8 +120,13 @@ class Caller:
 
     def send(self, call: Call, service: ServiceRT) -> None:
         """Pick an instance and send ``call`` to it over the network."""
-        entry = self.balancers.get(service) or self._route(service)
-        inst = call.inst = entry[0][entry[1].pick(self.env._now)]
+        view, balancer = self.balancers.get(service) or self._route(service)
+        idx = balancer.pick(self.env._now)
+        inst = call.inst = view[idx]
+        if balancer.tracks_load:
+            balancer.on_start(idx)
+            call.lb = balancer
+            call.lb_idx = idx
         if self.net_enabled:
             self.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
         else:

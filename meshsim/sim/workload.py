@@ -134,6 +134,9 @@ class Workload(Caller):
             self.sim.request_done(call, TIMEOUT)
 
     def child_done(self, call: Call) -> None:
+        if call.lb is not None:
+            call.lb.on_end(call.lb_idx)
+            call.lb = None
         if call.gen == -1:
             return
         call.gen = -1
@@ -205,6 +208,9 @@ class ClosedWorkload(Workload):
 
     def child_done(self, call: Call) -> None:
         if call.gen == -1:
+            if call.lb is not None:
+                call.lb.on_end(call.lb_idx)
+                call.lb = None
             return
         super().child_done(call)
         if self.active and self.sim.arrivals_open:
