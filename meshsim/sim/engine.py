@@ -25,7 +25,7 @@ from typing import Any
 from ..core.selection import Balancer, RoundRobin
 from .kernel import NORMAL, Carrier, Kernel
 from .network import Network
-from .recorder import CRASHED, OK, QUEUE_FULL, REFUSED, Recorder, status_code
+from .recorder import CRASHED, OK, QUEUE_FULL, REFUSED, SPAN_PACK, Recorder, status_code
 
 NAN = float("nan")
 
@@ -92,7 +92,10 @@ class Call(Carrier):
             self.ok += 1
             if self.ok >= self.need:
                 self.step += 1
-                self.inst.advance(self)
+                if self.step < len(self.ep.steps):
+                    self.inst.advance(self)
+                else:
+                    self.inst.finish(self, OK)
         elif self.pending + self.ok < self.need:
             self.inst.finish(self, child.status)
 
@@ -177,9 +180,8 @@ class Instance(Caller):
         # Environment.schedule does, minus one Python call (see kernel.py)
         self._heap = self.env._queue
         self._eid = self.env._eid
-        # full-mode span recording, bound once (two C calls per span on the hot path)
-        self._span_ints = sim.recorder.s_ints.extend if sim.recorder.spans_on else None
-        self._span_floats = sim.recorder.s_floats.extend
+        # full-mode span recording: one packed row appended to the recorder's bytearray
+        self._span_rows = sim.recorder.s_rows if sim.recorder.spans_on else None
 
     # -- bookkeeping ---------------------------------------------------------
     # Time integrals are accumulated per call, not per state change: each call
@@ -300,9 +302,10 @@ class Instance(Caller):
         self.active.pop(call.span, None)
         if status == OK:
             self.completed += 1
-        if self._span_ints is not None:
-            self._span_ints((call.span, call.parent_span, call.req, self.gid, call.ep.gid, status))
-            self._span_floats((call.t_send, call.t_arrive, call.t_start, call.t_svc, now))
+        rows = self._span_rows
+        if rows is not None:
+            rows += SPAN_PACK(call.span, call.parent_span, call.req, self.gid, call.ep.gid, status,
+                              call.t_send, call.t_arrive, call.t_start, call.t_svc, now)
         elif self.rec.streaming:
             self.rec.span(call, self.gid, call.ep.gid, now)
         if self.net_enabled:

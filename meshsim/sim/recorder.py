@@ -9,6 +9,7 @@ does not grow with the number of requests.
 from __future__ import annotations
 
 import math
+import struct
 from array import array
 
 import numpy as np
@@ -46,9 +47,14 @@ def status_code(reason: str) -> int:
 
 NAN = math.nan
 
-#: Layout of a span row: integer fields, then float fields (times in ms).
+#: Layout of a span row: integer fields, then float fields (times in ms), packed.
 SPAN_INT = ("id", "parent", "req", "inst", "ep", "status")
 SPAN_FLOAT = ("send", "arrive", "start", "svc", "end")
+SPAN_FIELDS = SPAN_INT + SPAN_FLOAT
+SPAN_STRUCT = struct.Struct("=" + "i" * len(SPAN_INT) + "d" * len(SPAN_FLOAT))
+SPAN_PACK = SPAN_STRUCT.pack
+SPAN_DTYPE = np.dtype([(n, "=i4") for n in SPAN_INT] + [(n, "=f8") for n in SPAN_FLOAT])
+assert SPAN_DTYPE.itemsize == SPAN_STRUCT.size
 
 
 class Recorder:
@@ -63,10 +69,9 @@ class Recorder:
         self.r_arrival = array("d")
         self.r_end = array("d")
         self.r_status = array("b")
-        # spans, one row per call, in order of completion; packed row-wise so that
-        # recording a span is two C calls (see SPAN_INT / SPAN_FLOAT for the layout)
-        self.s_ints = array("i")
-        self.s_floats = array("d")
+        # spans, one row per call, in order of completion: packed rows of SPAN_STRUCT
+        # appended to one bytearray (one C call per span; read back with SPAN_DTYPE)
+        self.s_rows = bytearray()
         # samples of instance state
         self.t_time = array("d")
         self.t_inst = array("i")
@@ -88,18 +93,13 @@ class Recorder:
     def span(self, c, inst_gid: int, ep_gid: int, t_end: float) -> None:
         """Record a finished call ``c`` (a Call object)."""
         if self.spans_on:
-            self.s_ints.extend((c.span, c.parent_span, c.req, inst_gid, ep_gid, c.status))
-            self.s_floats.extend((c.t_send, c.t_arrive, c.t_start, c.t_svc, t_end))
+            self.s_rows += SPAN_PACK(c.span, c.parent_span, c.req, inst_gid, ep_gid, c.status,
+                                     c.t_send, c.t_arrive, c.t_start, c.t_svc, t_end)
 
     def span_columns(self) -> dict[str, np.ndarray]:
-        """The span columns as numpy arrays (views into the packed rows)."""
-        ints = np.frombuffer(self.s_ints, dtype=np.int32) if len(self.s_ints) else np.empty(0, np.int32)
-        floats = np.frombuffer(self.s_floats, dtype=np.float64) if len(self.s_floats) else np.empty(0)
-        ints = ints.reshape(-1, len(SPAN_INT))
-        floats = floats.reshape(-1, len(SPAN_FLOAT))
-        out = {name: ints[:, i] for i, name in enumerate(SPAN_INT)}
-        out.update({name: floats[:, i] for i, name in enumerate(SPAN_FLOAT)})
-        return out
+        """The span columns as numpy arrays (views into the packed rows, no copy)."""
+        rows = np.frombuffer(bytes(self.s_rows) if not self.s_rows else self.s_rows, dtype=SPAN_DTYPE)
+        return {name: rows[name] for name in SPAN_FIELDS}
 
     def sample(self, t: float, inst_gid: int, queue: int, busy: int) -> None:
         self.t_time.append(t)

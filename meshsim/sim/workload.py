@@ -171,15 +171,18 @@ class OpenWorkload(Workload, Carrier):
             self.sim.workload_exhausted(self)
             return
         self.callbacks = self._cbs
-        env = self.sim.kernel.env
-        env.schedule(self, 1, max(0.0, t - env._now))
+        env = self.env
+        env.schedule(self, 1, t - env._now if t > env._now else 0.0)
 
     def _fire(self, _self: Any) -> None:
-        if not self.active or not self.sim.arrivals_open:
+        sim = self.sim
+        if not self.active or not sim.arrivals_open:
             return
         self.send_root()
-        self.sim.count_arrival()
-        if self.active and self.sim.arrivals_open:
+        sim.arrived += 1  # Simulation.count_arrival, inlined: this runs once per request
+        if sim.max_requests is not None and sim.arrived >= sim.max_requests:
+            sim.close_arrivals()
+        if self.active and sim.arrivals_open:
             self._schedule_next()
 
 
