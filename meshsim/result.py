@@ -130,7 +130,7 @@ class Result:
             import pandas as pd
 
             sim = self._sim
-            c = sim.recorder.span_columns()
+            c = sim.recorder.span_rows()
             inst = c["inst"]
             services = list(sim.services)
             svc_of_inst = np.array([services.index(i.service.name) for i in sim.instances], dtype=np.int16)
@@ -138,25 +138,32 @@ class Result:
             host_of_inst = np.array([hosts.index(i.host) for i in sim.instances], dtype=np.int32)
             ep_names = [f"{e.service}.{e.name}" for e in sim.endpoints]
             cat = pd.Categorical.from_codes
+            send = c["send"]
+            network, queue = c["network"].astype(np.float64), c["queue"].astype(np.float64)
+            service = c["service"].astype(np.float64)
+            end = c["end"]
+            arrive = send + network
+            start = arrive + queue
+            svc_end = start + service
             self._cache["spans"] = pd.DataFrame(
                 {
                     "span": c["id"],
                     "parent": c["parent"],
                     "request": c["req"],
                     "service": cat(svc_of_inst[inst] if len(inst) else np.empty(0, np.int16), categories=services),
-                    "endpoint": cat(c["ep"], categories=ep_names),
+                    "endpoint": cat(c["ep"].astype(np.int32), categories=ep_names),
                     "instance": cat(inst, categories=[i.name for i in sim.instances]),
                     "host": cat(host_of_inst[inst] if len(inst) else np.empty(0, np.int32), categories=hosts),
-                    "send_ms": c["send"],
-                    "arrive_ms": c["arrive"],
-                    "start_ms": c["start"],
-                    "service_end_ms": c["svc"],
-                    "end_ms": c["end"],
-                    "network_ms": c["arrive"] - c["send"],
-                    "queue_ms": c["start"] - c["arrive"],
-                    "service_ms": c["svc"] - c["start"],
-                    "downstream_ms": c["end"] - c["svc"],
-                    "status": self._status_cat(c["status"]),
+                    "send_ms": send,
+                    "arrive_ms": arrive,
+                    "start_ms": start,
+                    "service_end_ms": svc_end,
+                    "end_ms": end,
+                    "network_ms": network,
+                    "queue_ms": queue,
+                    "service_ms": service,
+                    "downstream_ms": end - svc_end,
+                    "status": self._status_cat(c["status"].astype(np.int16)),
                 }
             )
         return self._cache["spans"]
@@ -285,11 +292,11 @@ class Result:
         out: dict[str, Any] = {}
         spans = None
         if not self.streaming and sim.recorder.spans_on:
-            spans = sim.recorder.span_columns()
+            spans = sim.recorder.span_rows()
             services = list(sim.services)
             svc_of_inst = np.array([services.index(i.service.name) for i in sim.instances], dtype=np.int16)
-            s_svc = svc_of_inst[spans["inst"]] if len(spans["inst"]) else np.empty(0, np.int16)
-            measured = spans["send"] >= sim.warmup
+            s_svc = svc_of_inst[spans["inst"]] if len(spans) else np.empty(0, np.int16)
+            s_svc[spans["send"] < sim.warmup] = -1  # leave out calls sent during warm-up
         for si, (name, svc) in enumerate(sim.services.items()):
             rows = [r for r in inst_rows if r["service"] == name]
             entry: dict[str, Any] = {
@@ -300,15 +307,16 @@ class Result:
                 "rejected": int(sum(r["rejected"] for r in rows)),
             }
             if spans is not None:
-                sel = measured & (s_svc == si)
-                st = spans["status"][sel]
-                lat = (spans["end"] - spans["arrive"])[sel][st == 0]
-                okm = sel.copy()
-                okm[sel] = st == 0
-                entry.update({"calls": int(sel.sum()), "completed": int((st == 0).sum()),
-                              "failed": int((st != 0).sum()), "latency_ms": _lat_stats(lat),
-                              "queue_ms_mean": float(np.mean((spans["start"] - spans["arrive"])[okm])) if okm.any() else math.nan,
-                              "service_ms_mean": float(np.mean((spans["svc"] - spans["start"])[okm])) if okm.any() else math.nan})
+                idx = np.flatnonzero(s_svc == si)
+                st = spans["status"][idx]
+                ok = idx[st == 0]
+                queue = spans["queue"][ok].astype(np.float64)
+                service = spans["service"][ok].astype(np.float64)
+                lat = spans["end"][ok] - spans["send"][ok] - spans["network"][ok]
+                entry.update({"calls": int(idx.size), "completed": int(ok.size),
+                              "failed": int(idx.size - ok.size), "latency_ms": _lat_stats(lat),
+                              "queue_ms_mean": float(queue.mean()) if ok.size else math.nan,
+                              "service_ms_mean": float(service.mean()) if ok.size else math.nan})
             elif self.streaming:
                 from .stats import LogHistogram
 

@@ -304,8 +304,9 @@ class Instance(Caller):
             self.completed += 1
         rows = self._span_rows
         if rows is not None:
-            rows += SPAN_PACK(call.span, call.parent_span, call.req, self.gid, call.ep.gid, status,
-                              call.t_send, call.t_arrive, call.t_start, call.t_svc, now)
+            t_send, t_arrive, t_start = call.t_send, call.t_arrive, call.t_start
+            rows += SPAN_PACK(call.span, call.parent_span, call.req, self.gid, call.ep.gid, status, t_send,
+                              now, t_arrive - t_send, t_start - t_arrive, call.t_svc - t_start)
         elif self.rec.streaming:
             self.rec.span(call, self.gid, call.ep.gid, now)
         if self.net_enabled:

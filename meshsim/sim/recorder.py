@@ -47,14 +47,30 @@ def status_code(reason: str) -> int:
 
 NAN = math.nan
 
-#: Layout of a span row: integer fields, then float fields (times in ms), packed.
-SPAN_INT = ("id", "parent", "req", "inst", "ep", "status")
-SPAN_FLOAT = ("send", "arrive", "start", "svc", "end")
-SPAN_FIELDS = SPAN_INT + SPAN_FLOAT
-SPAN_STRUCT = struct.Struct("=" + "i" * len(SPAN_INT) + "d" * len(SPAN_FLOAT))
+#: Layout of a span row (47 bytes, packed): ids; the send and end times (ms,
+#: float64, exact); then three parts of the span as float32 durations (about 7
+#: significant digits): network (send -> arrive), queue (arrive -> start),
+#: service (start -> end of local work).  Parts that did not happen (a call
+#: refused on arrival never starts) are NaN.
+SPAN_LAYOUT = (
+    ("id", "i", "=i4"),
+    ("parent", "i", "=i4"),
+    ("req", "i", "=i4"),
+    ("inst", "i", "=i4"),
+    ("ep", "H", "=u2"),
+    ("status", "b", "=i1"),
+    ("send", "d", "=f8"),
+    ("end", "d", "=f8"),
+    ("network", "f", "=f4"),
+    ("queue", "f", "=f4"),
+    ("service", "f", "=f4"),
+)
+SPAN_STRUCT = struct.Struct("=" + "".join(code for _, code, _ in SPAN_LAYOUT))
 SPAN_PACK = SPAN_STRUCT.pack
-SPAN_DTYPE = np.dtype([(n, "=i4") for n in SPAN_INT] + [(n, "=f8") for n in SPAN_FLOAT])
+SPAN_DTYPE = np.dtype([(name, dt) for name, _, dt in SPAN_LAYOUT])
 assert SPAN_DTYPE.itemsize == SPAN_STRUCT.size
+#: endpoints are stored as uint16
+MAX_ENDPOINTS = 65535
 
 
 class Recorder:
@@ -91,15 +107,17 @@ class Recorder:
         self.r_status[rid] = status
 
     def span(self, c, inst_gid: int, ep_gid: int, t_end: float) -> None:
-        """Record a finished call ``c`` (a Call object)."""
+        """Record a finished call ``c`` (a Call object); the engine inlines this."""
         if self.spans_on:
-            self.s_rows += SPAN_PACK(c.span, c.parent_span, c.req, inst_gid, ep_gid, c.status,
-                                     c.t_send, c.t_arrive, c.t_start, c.t_svc, t_end)
+            self.s_rows += SPAN_PACK(c.span, c.parent_span, c.req, inst_gid, ep_gid, c.status, c.t_send,
+                                     t_end, c.t_arrive - c.t_send, c.t_start - c.t_arrive,
+                                     c.t_svc - c.t_start)
 
-    def span_columns(self) -> dict[str, np.ndarray]:
-        """The span columns as numpy arrays (views into the packed rows, no copy)."""
-        rows = np.frombuffer(bytes(self.s_rows) if not self.s_rows else self.s_rows, dtype=SPAN_DTYPE)
-        return {name: rows[name] for name in SPAN_FIELDS}
+    def span_rows(self) -> np.ndarray:
+        """The spans as a structured array (a view of the packed rows, no copy)."""
+        if not self.s_rows:
+            return np.empty(0, dtype=SPAN_DTYPE)
+        return np.frombuffer(self.s_rows, dtype=SPAN_DTYPE)
 
     def sample(self, t: float, inst_gid: int, queue: int, busy: int) -> None:
         self.t_time.append(t)
