@@ -38,7 +38,7 @@ def _lat_stats(x: np.ndarray) -> dict[str, float]:
     if x.size == 0:
         return {"mean": math.nan, **{k: math.nan for k in QUANTILES}, "max": math.nan}
     qs = np.percentile(x, list(QUANTILES.values()))
-    out = {"mean": float(x.mean())}
+    out = {"mean": float(x.mean(dtype=np.float64))}
     out.update({k: float(v) for k, v in zip(QUANTILES, qs)})
     out["max"] = float(x.max())
     return out
@@ -290,13 +290,9 @@ class Result:
         inst_rows = self._instance_rows()
         offered = self.scenario.utilisation()
         out: dict[str, Any] = {}
-        spans = None
+        per_service = None
         if not self.streaming and sim.recorder.spans_on:
-            spans = sim.recorder.span_rows()
-            services = list(sim.services)
-            svc_of_inst = np.array([services.index(i.service.name) for i in sim.instances], dtype=np.int16)
-            s_svc = svc_of_inst[spans["inst"]] if len(spans) else np.empty(0, np.int16)
-            s_svc[spans["send"] < sim.warmup] = -1  # leave out calls sent during warm-up
+            per_service = self._span_stats_by_service()
         for si, (name, svc) in enumerate(sim.services.items()):
             rows = [r for r in inst_rows if r["service"] == name]
             entry: dict[str, Any] = {
@@ -306,17 +302,8 @@ class Result:
                 "mean_queue_length": float(np.sum([r["mean_queue_length"] for r in rows])),
                 "rejected": int(sum(r["rejected"] for r in rows)),
             }
-            if spans is not None:
-                idx = np.flatnonzero(s_svc == si)
-                st = spans["status"][idx]
-                ok = idx[st == 0]
-                queue = spans["queue"][ok].astype(np.float64)
-                service = spans["service"][ok].astype(np.float64)
-                lat = spans["end"][ok] - spans["send"][ok] - spans["network"][ok]
-                entry.update({"calls": int(idx.size), "completed": int(ok.size),
-                              "failed": int(idx.size - ok.size), "latency_ms": _lat_stats(lat),
-                              "queue_ms_mean": float(queue.mean()) if ok.size else math.nan,
-                              "service_ms_mean": float(service.mean()) if ok.size else math.nan})
+            if per_service is not None:
+                entry.update(per_service[si])
             elif self.streaming:
                 from .stats import LogHistogram
 
@@ -327,6 +314,52 @@ class Result:
                 entry.update({"completed": h.count, "latency_ms": _hist_stats(h)})
             entry["instance_utilisation"] = {r["instance"]: r["utilisation"] for r in rows}
             out[name] = entry
+        return out
+
+    def _span_stats_by_service(self, chunk: int = 1 << 18) -> list[dict[str, Any]]:
+        """Calls, failures and latency statistics per service from the span rows.
+
+        Works through the rows in chunks, keeping only float32 latencies per
+        service, so the summary of a long run needs little memory beyond the
+        rows themselves.
+        """
+        sim = self._sim
+        rows = sim.recorder.span_rows()
+        names = list(sim.services)
+        svc_of_inst = np.array([names.index(i.service.name) for i in sim.instances], dtype=np.int16)
+        k = len(names)
+        calls = np.zeros(k, dtype=np.int64)
+        done = np.zeros(k, dtype=np.int64)
+        queue_sum = np.zeros(k)
+        service_sum = np.zeros(k)
+        lat_parts: list[list[np.ndarray]] = [[] for _ in range(k)]
+        for lo in range(0, len(rows), chunk):
+            c = rows[lo:lo + chunk]
+            svc = svc_of_inst[c["inst"]]
+            svc[c["send"] < sim.warmup] = -1  # calls sent during warm-up are left out
+            ok = c["status"] == 0
+            calls += np.bincount(svc[svc >= 0], minlength=k)[:k]
+            okm = ok & (svc >= 0)
+            s_ok = svc[okm]
+            done += np.bincount(s_ok, minlength=k)[:k]
+            queue_sum += np.bincount(s_ok, weights=c["queue"][okm], minlength=k)[:k]
+            service_sum += np.bincount(s_ok, weights=c["service"][okm], minlength=k)[:k]
+            lat = (c["end"][okm] - c["send"][okm] - c["network"][okm]).astype(np.float32)
+            for si in range(k):
+                lat_parts[si].append(lat[s_ok == si])
+        out = []
+        for si in range(k):
+            lat = np.concatenate(lat_parts[si]) if lat_parts[si] else np.empty(0, np.float32)
+            lat_parts[si] = []
+            n = int(done[si])
+            out.append({
+                "calls": int(calls[si]),
+                "completed": n,
+                "failed": int(calls[si] - n),
+                "latency_ms": _lat_stats(lat.astype(np.float64) if lat.size < chunk else lat),
+                "queue_ms_mean": queue_sum[si] / n if n else math.nan,
+                "service_ms_mean": service_sum[si] / n if n else math.nan,
+            })
         return out
 
     # -- output ------------------------------------------------------------------------
