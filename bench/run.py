@@ -647,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         md.append("## Memory: meshsim")
         md.append("")
         md.append(
-            f"`--set run.requests=N` with full per-request records (default), and with `--set metrics.mode=streaming`."
+            f"`--set run.requests=N` with full records (the default: one row per request and one span row per call, 3 calls per request here), and with `--set metrics.mode=streaming`."
         )
         md.append("")
         md.append(memory_table([full_1m, *streaming]))
