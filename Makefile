@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+# Jupyter refuses to run as root unless told to (containers and CI machines run as root)
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: run demo lab test test-fast bench docs clean
 
@@ -25,7 +27,7 @@ demo: $(VENV)/.stamp-dev
 
 ## lab: JupyterLab on notebooks/ (localhost only, token printed in the log)
 lab: $(VENV)/.stamp-notebooks
-	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ROOT_FLAG)
 
 ## test: every test (unit, property, validation against theory, CLI, docs)
 test: $(VENV)/.stamp-dev
