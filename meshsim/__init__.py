@@ -15,6 +15,7 @@ from .result import Result
 from .scenario.load import load_scenario
 from .scenario.model import Scenario
 from .scenario.builder import ScenarioBuilder
+from .sweep import load_results, sweep
 
 __version__ = "0.1.0"
 
@@ -26,7 +27,9 @@ __all__ = [
     "ScenarioError",
     "ScenarioErrors",
     "ScenarioWarning",
+    "load_results",
     "load_scenario",
     "run",
+    "sweep",
     "__version__",
 ]

@@ -55,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("scenario", help="scenario YAML file")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
 
+    w = sub.add_parser("sweep", help="run a parameter sweep; finished runs are kept in DIR and skipped on rerun")
+    w.add_argument("sweep", help="sweep YAML file (scenario, parameters, mode, replications, seed, metrics)")
+    w.add_argument("--out", required=True, metavar="DIR", help="result store (resumable)")
+    w.add_argument("--backend", choices=("serial", "processes", "dask"), default=None,
+                   help="default: dask with --scheduler, else processes")
+    w.add_argument("--workers", type=int, default=None, help="process-pool size (default: one per core)")
+    w.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    w.add_argument("--no-progress", dest="progress", action="store_false")
+
     d = sub.add_parser("demo", help="run the default demo scenario, print its summary and write a plot")
     d.add_argument("--out", default="out/demo", metavar="DIR", help="where to write summary.json and latency.png")
     d.add_argument("--seed", type=_seed, default=None)
@@ -106,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -129,6 +140,23 @@ def _validate(args: argparse.Namespace) -> int:
     for name, u in sc.utilisation().items():
         print(f"  {name:<24} offered utilisation {u:.3f}")
     return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_sweep, run_sweep
+
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers must be >= 1, got {args.workers}")
+    sw = load_sweep(args.sweep)
+    backend = args.backend or ("dask" if args.scheduler else "processes")
+    res = run_sweep(sw, args.out, backend=backend, workers=args.workers, scheduler=args.scheduler,
+                    progress=args.progress)
+    failed = int(res.runs["error"].notna().sum()) if len(res.runs) else 0
+    print(f"{len(res.runs)} runs in {args.out} ({failed} failed); aggregate:")
+    with __import__("pandas").option_context("display.width", 160, "display.max_columns", 12):
+        print(res.aggregate.to_string(index=False, max_cols=12))
+    (Path(args.out) / "aggregate.csv").write_text(res.aggregate.to_csv(index=False), encoding="utf-8")
+    return 130 if res.interrupted else EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:

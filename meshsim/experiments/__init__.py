@@ -1,0 +1,1 @@
+"""Experiments that measure real systems, to set beside meshsim's models."""

@@ -1,0 +1,270 @@
+"""Running a sweep on one of three backends, with progress, resume and Ctrl-C.
+
+Backends give identical results for the same sweep (each run's seed depends
+only on the sweep seed, the point and the replication):
+
+- ``serial``: one run after another in this process;
+- ``processes``: a local process pool (default one worker per core);
+- ``dask``: a ``dask.distributed`` cluster, from an existing ``Client`` or a
+  scheduler address.
+
+Each finished run is written to the store at once; runs already in the store
+are skipped, so an interrupted sweep resumes where it stopped.  A run that
+raises is recorded with its error and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from .grid import Sweep, make_sweep
+from .store import ResultStore, git_revision
+
+DEFAULT_METRICS = (
+    "requests", "completed", "failed", "throughput_rps",
+    "latency_ms.mean", "latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "latency_ms.p999", "latency_ms.max",
+)
+
+
+def flatten(summary: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a summary as ``{"latency_ms.p99": ..., "services.api.utilisation": ...}``."""
+    out: dict[str, float] = {}
+    for k, v in summary.items():
+        p = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(flatten(v, p))
+        elif isinstance(v, bool):
+            continue
+        elif isinstance(v, (int, float)) or v is None:
+            out[p] = math.nan if v is None else v
+    return out
+
+
+def run_task(base: Any, params: dict[str, Any], seed: int, metrics: list[str] | None) -> dict[str, Any]:
+    """Run one replication of one point; never raises (errors are returned)."""
+    from ..api import run
+    from ..errors import ScenarioWarning
+    import warnings
+
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {"seed": seed, "params": params, "metrics": None, "error": None}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ScenarioWarning)
+            result = run(base, seed=seed, overrides=params)
+        flat = flatten(result.summary)
+        if metrics:
+            missing = [m for m in metrics if m not in flat]
+            record["metrics"] = {m: flat.get(m, math.nan) for m in metrics}
+            if missing:
+                record["error"] = f"unknown metrics: {', '.join(missing)}"
+        else:
+            record["metrics"] = flat
+    except Exception as e:  # noqa: BLE001 - a failing point is recorded, the sweep goes on
+        record["error"] = f"{type(e).__name__}: {e}"
+        record["traceback"] = traceback.format_exc(limit=8)
+    record["elapsed_s"] = time.perf_counter() - t0
+    return record
+
+
+@dataclass
+class SweepResult:
+    """``runs``: one row per point and replication; ``aggregate``: mean and 95% CI per point."""
+
+    runs: Any
+    aggregate: Any
+    interrupted: bool = False
+    directory: str | None = None
+
+    def __iter__(self):
+        return iter((self.runs, self.aggregate))
+
+
+def aggregate(runs, parameters: list[str], metrics: list[str] | None = None, confidence: float = 0.95):
+    """Mean, 95% confidence interval (Student t over replications) and count per point."""
+    import numpy as np
+    import pandas as pd
+
+    from ..stats import t_quantile
+
+    if len(runs) == 0:
+        return pd.DataFrame()
+    ok = runs[runs["error"].isna()] if "error" in runs else runs
+    skip = set(parameters) | {"replication", "seed", "error", "key"}
+    cols = metrics or [c for c in ok.columns if c not in skip and pd.api.types.is_numeric_dtype(ok[c])]
+    rows = []
+    for values, grp in ok.groupby(parameters, sort=False, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        row = dict(zip(parameters, values))
+        n = len(grp)
+        row["n"] = n
+        for c in cols:
+            x = grp[c].to_numpy(dtype=float)
+            x = x[~np.isnan(x)]
+            m = float(x.mean()) if x.size else math.nan
+            half = t_quantile(0.5 + confidence / 2, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size) if x.size > 1 else math.nan
+            row[f"{c}"] = m
+            row[f"{c}_ci_low"] = m - half
+            row[f"{c}_ci_high"] = m + half
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # progress is a nicety
+        return None
+    return tqdm(total=total, initial=initial, unit="run", desc="sweep", dynamic_ncols=True)
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: str | os.PathLike | None = None,
+    *,
+    backend: str = "processes",
+    workers: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Run every not-yet-finished run of ``sweep``; see the module doc."""
+    store = ResultStore(out)
+    store.write_sweep({
+        "scenario": sweep.base.raw, "scenario_origin": sweep.base.origin, "parameters": sweep.parameters,
+        "mode": sweep.mode, "replications": sweep.replications, "seed": sweep.seed, "metrics": sweep.metrics,
+        "meshsim_version": _version(), "git_revision": git_revision(),
+    })
+    done = store.done()
+    todo = [t for t in sweep.tasks() if t[3] not in done]
+    total = len(sweep.points) * sweep.replications
+    bar = _progress(total, total - len(todo), progress)
+    failures = 0
+    interrupted = False
+    revision, version = git_revision(), _version()
+
+    def finish(task, record):
+        nonlocal failures
+        params, rep, seed, key = task
+        record.update({"replication": rep, "meshsim_version": version, "git_revision": revision})
+        store.write(key, record)
+        if record["error"]:
+            failures += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(failed=failures)
+
+    try:
+        if backend == "serial" or not todo:
+            for task in todo:
+                finish(task, run_task(sweep.base, task[0], task[2], sweep.metrics))
+        elif backend == "processes":
+            _run_processes(sweep, todo, workers, finish)
+        elif backend == "dask":
+            _run_dask(sweep, todo, client, scheduler, finish)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; use serial, processes or dask")
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"\nsweep interrupted: {len(store.done())} of {total} runs are finished and kept"
+              + (f" in {out}" if out else ""), file=sys.stderr)
+    finally:
+        if bar is not None:
+            bar.close()
+    runs = store.load()
+    params = list(sweep.parameters)
+    if len(runs):
+        runs = runs.sort_values(params + ["replication"], kind="stable").reset_index(drop=True)
+    return SweepResult(runs=runs, aggregate=aggregate(runs, params, sweep.metrics), interrupted=interrupted,
+                       directory=str(out) if out else None)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _run_processes(sweep: Sweep, todo: list, workers: int | None, finish) -> None:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    workers = workers or os.cpu_count() or 1
+    # fork where available: works from notebooks and scripts without a __main__ guard
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    futures = {}
+    try:
+        for task in todo:
+            futures[pool.submit(run_task, sweep.base, task[0], task[2], sweep.metrics)] = task
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                finish(futures[f], f.result())
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in list(getattr(pool, "_processes", {}).values()):
+            p.terminate()
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_dask(sweep: Sweep, todo: list, client: Any, scheduler: str | None, finish) -> None:
+    from dask.distributed import Client, as_completed
+
+    own = client is None
+    if own:
+        client = Client(scheduler) if scheduler else Client(processes=True, dashboard_address=None)
+    futures: dict[Any, tuple] = {}
+    try:
+        for task in todo:
+            f = client.submit(run_task, sweep.base, task[0], task[2], sweep.metrics, pure=False)
+            futures[f] = task
+        for f in as_completed(list(futures)):
+            finish(futures[f], f.result())
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        if own:
+            client.close()
+
+
+def sweep(
+    scenario: Any,
+    parameters: dict[str, Any],
+    *,
+    replications: int = 1,
+    seed: int = 0,
+    mode: str = "product",
+    metrics: list[str] | None = None,
+    out: str | os.PathLike | None = None,
+    backend: str = "processes",
+    workers: int | None = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Run ``scenario`` over a grid of ``parameters`` (dotted paths) with ``replications`` seeds each.
+
+    >>> import meshsim
+    >>> res = meshsim.sweep({"run": {"requests": 300}, "network": {"enabled": False},
+    ...                      "services": {"s": {"workers": 2, "service_time": "5ms"}},
+    ...                      "workloads": {"w": {"rate": 100, "target": "s"}}},
+    ...                     {"services.s.workers": [1, 2]}, replications=2, backend="serial", progress=False)
+    >>> res.runs.shape[0], list(res.aggregate["services.s.workers"])
+    (4, [1, 2])
+    """
+    sw = make_sweep(scenario, parameters, mode=mode, replications=replications, seed=seed, metrics=metrics)
+    return run_sweep(sw, out, backend=backend, workers=workers, client=client, scheduler=scheduler, progress=progress)

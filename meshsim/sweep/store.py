@@ -1,0 +1,118 @@
+"""The result store of a sweep: one JSON file per finished run, written atomically.
+
+Layout of DIR::
+
+    DIR/sweep.json              the sweep: base scenario, parameters, seed, replications
+    DIR/runs/<point>-r<k>.json  one finished run: parameters, seed, metrics or error,
+                                meshsim version, git revision, wall time
+
+A file appears only when its run has finished (written to a temporary name,
+then renamed), so a sweep killed at any moment leaves no partial file, and a
+rerun with the same DIR skips every run whose file exists.
+
+>>> import tempfile
+>>> store = ResultStore(tempfile.mkdtemp())
+>>> store.write("abc-r0", {"params": {"x": 1}, "replication": 0, "seed": 7, "metrics": {"m": 2.0}, "error": None})
+>>> sorted(store.done())
+['abc-r0']
+>>> store.load().loc[0, "m"]
+np.float64(2.0)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def git_revision() -> str | None:
+    """The git revision of the meshsim source tree, if it is a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class ResultStore:
+    """Finished runs on disk (or in memory when ``directory`` is None)."""
+
+    def __init__(self, directory: str | os.PathLike | None):
+        self.dir = Path(directory) if directory is not None else None
+        self._mem: dict[str, dict] = {}
+        if self.dir is not None:
+            (self.dir / "runs").mkdir(parents=True, exist_ok=True)
+
+    def write_sweep(self, definition: dict[str, Any]) -> None:
+        if self.dir is not None:
+            _atomic_write(self.dir / "sweep.json", json.dumps(definition, indent=2, default=str))
+
+    def done(self) -> set[str]:
+        """Keys of the runs already finished (successfully or with an error)."""
+        if self.dir is None:
+            return set(self._mem)
+        return {p.stem for p in (self.dir / "runs").glob("*.json") if not p.name.startswith(".tmp-")}
+
+    def write(self, key: str, record: dict[str, Any]) -> None:
+        if self.dir is None:
+            self._mem[key] = record
+        else:
+            _atomic_write(self.dir / "runs" / f"{key}.json", json.dumps(record, default=str))
+
+    def records(self) -> list[dict[str, Any]]:
+        if self.dir is None:
+            return [dict(r, key=k) for k, r in self._mem.items()]
+        out = []
+        for p in sorted((self.dir / "runs").glob("*.json")):
+            if p.name.startswith(".tmp-"):
+                continue
+            rec = json.loads(p.read_text(encoding="utf-8"))
+            rec["key"] = p.stem
+            out.append(rec)
+        return out
+
+    def load(self):
+        """One row per finished run: parameters, replication, seed, metrics, error."""
+        import pandas as pd
+
+        rows = []
+        for rec in self.records():
+            row = {**rec["params"], "replication": rec["replication"], "seed": rec["seed"]}
+            row.update(rec.get("metrics") or {})
+            row["error"] = rec.get("error")
+            row["key"] = rec["key"]
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        if len(df):
+            order = [c for c in df.columns if c not in ("key",)]
+            df = df[order]
+        return df
+
+
+def load_results(directory: str | os.PathLike):
+    """The runs DataFrame of a sweep directory (finished runs only)."""
+    d = Path(directory)
+    if not (d / "runs").is_dir():
+        raise FileNotFoundError(f"{d} holds no sweep results (no runs/ folder)")
+    return ResultStore(d).load()
