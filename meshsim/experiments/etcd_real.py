@@ -546,7 +546,7 @@ class EtcdCluster:
 def failover_trials(heartbeat_ms: int, election_ms: int, trials: int, seed: int = 0, *,
                     base_dir: str | Path | None = None, poll_ms: float = DEFAULT_POLL_MS,
                     trial_timeout: float | None = None, settle: float | None = None,
-                    n: int = 3, etcd: str | Path | None = None,
+                    settle_timeout: float | None = None, n: int = 3, etcd: str | Path | None = None,
                     progress: Callable[[dict[str, Any]], None] | None = None) -> pd.DataFrame:
     """Kill the leader ``trials`` times in one fresh cluster; one row per kill.
 
@@ -555,7 +555,9 @@ def failover_trials(heartbeat_ms: int, election_ms: int, trials: int, seed: int 
     so the kill falls at a random point of the heartbeat cycle; SIGKILL the
     leader; measure the time until a survivor is known to lead a higher term
     (bounded by ``trial_timeout``, default max(10 s, 10 election timeouts):
-    on timeout the row has NaN times); restart the killed member.
+    on timeout the row has NaN times); restart the killed member.  Settling
+    is bounded by ``settle_timeout`` (default max(30 s, 30 election
+    timeouts)); past it :class:`EtcdError` is raised.
 
     Columns: config, trial, heartbeat_ms, election_ms, failover_ms,
     failover_lo_ms, failover_log_ms, killed, new_leader, term_before,
@@ -564,7 +566,8 @@ def failover_trials(heartbeat_ms: int, election_ms: int, trials: int, seed: int 
     """
     rng = random.Random(seed)
     trial_timeout = max(10.0, 10 * election_ms / 1000) if trial_timeout is None else trial_timeout
-    settle_timeout = max(30.0, 30 * election_ms / 1000)
+    if settle_timeout is None:
+        settle_timeout = max(30.0, 30 * election_ms / 1000)
     config = f"{heartbeat_ms}/{election_ms}"
     rows: list[dict[str, Any]] = []
     with EtcdCluster(n, heartbeat_ms, election_ms, base_dir=base_dir, etcd=etcd) as cluster:
@@ -629,6 +632,42 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def tick_model(heartbeat_ms: float, election_ms: float, draws: int = 100_000, seed: int = 0,
+               overhead_ms: float = 0.0) -> np.ndarray:
+    """Failover times (ms) that etcd's election rules predict: a back-of-envelope check.
+
+    Not meshsim's Raft model: a direct Monte Carlo of etcd-raft's timers for
+    three members, one killed.  Raft ticks every heartbeat; ``k = election //
+    heartbeat``.  Both survivors received the last heartbeat at time 0, the
+    kill falls at ``u ~ U[0, H)``; survivor ``j`` ticks at ``phi_j + i*H``
+    (``phi_j ~ U[0, H)``) and campaigns at its ``R_j``-th tick, ``R_j``
+    uniform in ``{k, ..., 2k-1}``.  CheckQuorum: the other survivor ignores
+    the vote request while it has counted fewer than ``k`` ticks since the
+    heartbeat; then both end up candidates of the same term, split the vote,
+    and whoever times out first again (new ``R`` counted from its own
+    campaign) wins one term later.  PreVote off.  ``overhead_ms`` adds the
+    vote round trip and WAL fsyncs.
+    """
+    rng = np.random.default_rng(seed)
+    h = float(heartbeat_ms)
+    k = int(election_ms // heartbeat_ms)
+    u = rng.uniform(0, h, draws)
+    phi = rng.uniform(0, h, (draws, 2))
+    r = rng.integers(k, 2 * k, (draws, 2))
+    t = phi + (r - 1) * h  # campaign times of the two survivors
+    c = np.argmin(t, axis=1)
+    rows = np.arange(draws)
+    tc, tv = t[rows, c], t[rows, 1 - c]
+    phi_v = phi[rows, 1 - c]
+    voter_ticks = np.floor((tc - phi_v) / h) + 1  # ticks the voter counted in (0, tc]
+    granted = voter_ticks >= k
+    # split vote: both candidates pick a fresh timeout; the first to fire wins the next term
+    r2 = rng.integers(k, 2 * k, (draws, 2))
+    again = np.minimum(tc + r2[:, 0] * h, tv + r2[:, 1] * h)
+    elected = np.where(granted, tc, again)
+    return elected - u + overhead_ms
+
+
 def markdown_table(summary: pd.DataFrame) -> str:
     """The summary as a Markdown table (what data/etcd/README.md and the docs show)."""
     head = ("| heartbeat / election (ms) | trials | min | median | p90 | max | mean "
@@ -667,6 +706,10 @@ def machine_info() -> dict[str, Any]:
 # --------------------------------------------------------------------------- CLI
 
 
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
 def _parse_configs(text: str) -> list[tuple[int, int]]:
     out = []
     for part in text.split(","):
@@ -694,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     version = etcd_version(binary)
     started = time.time()
+    load_before = list(os.getloadavg())
     frames = []
     for k, (hb, el) in enumerate(_parse_configs(args.configs)):
         t0 = time.time()
@@ -722,8 +766,10 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "poll_ms": args.poll_ms,
         "members": 3,
-        "pre_vote": False,
-        "check_quorum": True,
+        "pre_vote": _version_tuple(version) >= (3, 5),  # the --pre-vote default; this script does not set it
+        "check_quorum": True,  # always on in etcd
+        "loadavg_before": load_before,
+        "loadavg_after": list(os.getloadavg()),
         "machine": machine_info(),
         "summary": json.loads(summary.to_json(orient="records")),
     }

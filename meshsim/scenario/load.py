@@ -23,7 +23,8 @@ import yaml
 from ..errors import ScenarioError, ScenarioErrors, ScenarioWarning, closest
 from .model import Scenario
 from .schema import Context, join
-from .spec import SCENARIO
+from ..topology import merge_graph
+from .spec import GRAPH, SCENARIO
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
@@ -160,7 +161,14 @@ def load_scenario(
         raw = set_path(raw, path, value)
 
     ctx = Context(base_dir=base_dir)
-    spec = SCENARIO.check(raw, "", ctx)
+    checked = raw
+    if isinstance(raw.get("graph"), dict):  # generate services from the graph before checking them
+        graph = GRAPH.check(raw["graph"], "graph", ctx)
+        if not ctx.errors:
+            if graph["service_time"] is None:
+                graph["service_time"] = {"dist": "exponential", "mean": 1.0}
+            checked = dict(raw, services=merge_graph(raw.get("services"), graph))
+    spec = SCENARIO.check(checked, "", ctx)
     if not ctx.errors:
         _check_references(spec, ctx)
     if ctx.errors:

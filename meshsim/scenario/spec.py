@@ -375,6 +375,25 @@ METRICS = Struct(
     doc="What is recorded and how the summary is computed.",
 )
 
+GRAPH = Struct(
+    "graph",
+    {
+        "kind": Field(Enum("chain", "fanout", "tree", "random_dag"), doc="shape of the generated call graph"),
+        "n": Field(Int(min=1, max=10_000), default=3, doc="chain, random_dag: number of services"),
+        "width": Field(Int(min=1, max=100), default=2, doc="fanout, tree: children per service"),
+        "depth": Field(Int(min=1, max=10), default=2, doc="fanout, tree: levels below the entry service"),
+        "edge_probability": Field(PROBABILITY, default=0.3, doc="random_dag: chance of each forward edge"),
+        "seed": Field(Int(min=0), default=0, doc="random_dag: seed of the graph (not of the run)"),
+        "replicas": Field(Int(min=1, max=100_000), default=1, doc="replicas of every generated service"),
+        "workers": Field(Int(min=1, max=1_000_000), default=1, doc="workers of every generated service"),
+        "semantics": Field(Enum("async", "blocking"), default="async", doc="semantics of every generated service"),
+        "service_time": Field(Dist(), default=None,
+                              doc="service time of every generated service (default exponential, mean 1ms)"),
+    },
+    doc="A generated call graph (meshsim.topology): services svc0 (the entry), svc1, ... Services listed "
+        "under services override generated ones of the same name.",
+)
+
 SCENARIO = Struct(
     "scenario",
     {
@@ -385,6 +404,7 @@ SCENARIO = Struct(
         "metrics": Field(METRICS, default=dict, doc="recording options"),
         "topology": Field(TOPOLOGY, default=dict, doc="regions, zones, hosts"),
         "network": Field(NETWORK, default=dict, doc="latency and loss between hosts"),
+        "graph": Field(GRAPH, default=None, doc="a generated call graph (adds services svc0, svc1, ...)"),
         "services": Field(MapOf(SERVICE, "service name", min_items=1), doc="the services"),
         "workloads": Field(MapOf(WORKLOAD, "workload name", min_items=1), doc="request sources"),
         "faults": Field(ListOf(FAULT), default=list, doc="the fault timeline"),
