@@ -1,0 +1,839 @@
+"""Raft consensus as a pure core, in the style of etcd-io/raft.
+
+A :class:`RaftNode` owns no clock, socket or disk.  The shell calls it with a
+message or a timer expiry and the current time (ms); every call returns a
+:class:`Ready` that says what to persist, which messages to send, when to call
+back (absolute deadlines), which log entries became committed and which reads
+are now linearizable.  The shell must store :meth:`RaftNode.persistent_state`
+durably *before* it sends the messages or applies anything in that ``Ready``.
+
+Implemented: randomized elections with the up-to-date check, Pre-Vote (thesis
+§9.6), check-quorum, log replication with fast backtracking, the Figure 8
+commit rule, a no-op entry on election, ReadIndex and lease reads (thesis
+§6.4), single-server membership changes (thesis ch. 4).  Not implemented: log
+compaction/snapshots, leadership transfer, non-voting members.
+
+A single-server cluster elects itself on its first timeout and commits at once:
+
+>>> import numpy as np
+>>> node = RaftNode(1, (1,), RaftConfig.profile("paper"), np.random.default_rng(0))
+>>> ready = node.start(0.0)
+>>> ready = node.on_timer(ready.election_deadline)
+>>> node.role, node.term, [e.kind for e in ready.committed]
+('leader', 1, ['noop'])
+>>> node.propose("x", 400.0).committed[0].data
+'x'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Union
+
+import numpy as np
+
+NodeId = Hashable
+
+FOLLOWER = "follower"
+PRECANDIDATE = "precandidate"
+CANDIDATE = "candidate"
+LEADER = "leader"
+ROLES = (FOLLOWER, PRECANDIDATE, CANDIDATE, LEADER)
+ENTRY_KINDS = ("command", "config", "noop")
+
+_INF = math.inf
+
+__all__ = [
+    "AppendEntries",
+    "AppendEntriesResponse",
+    "CANDIDATE",
+    "Entry",
+    "FOLLOWER",
+    "LEADER",
+    "Message",
+    "PRECANDIDATE",
+    "PROFILES",
+    "PersistentState",
+    "RaftConfig",
+    "RaftNode",
+    "ReadState",
+    "Ready",
+    "RequestVote",
+    "RequestVoteResponse",
+]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One log entry.  ``kind`` is "command" (client data), "config" (``data``
+    is the new voter tuple) or "noop" (appended by a new leader)."""
+
+    index: int
+    term: int
+    kind: str = "command"
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class RequestVote:
+    """Vote request.  With ``pre_vote`` it asks "would you vote for me at
+    ``term``?" and changes no state on either side."""
+
+    term: int
+    candidate: NodeId
+    last_index: int
+    last_term: int
+    pre_vote: bool = False
+
+    @property
+    def src(self) -> NodeId:
+        return self.candidate
+
+
+@dataclass(frozen=True)
+class RequestVoteResponse:
+    """Answer to a :class:`RequestVote` (a granted pre-vote echoes the asked term)."""
+
+    term: int
+    src: NodeId
+    granted: bool
+    pre_vote: bool = False
+
+
+@dataclass(frozen=True)
+class AppendEntries:
+    """Replication and heartbeat.  ``round`` numbers the leader's heartbeat
+    rounds; the follower echoes it so the leader can confirm its leadership
+    for ReadIndex and leases."""
+
+    term: int
+    leader: NodeId
+    prev_index: int
+    prev_term: int
+    entries: tuple[Entry, ...] = ()
+    commit: int = 0
+    round: int = 0
+
+    @property
+    def src(self) -> NodeId:
+        return self.leader
+
+
+@dataclass(frozen=True)
+class AppendEntriesResponse:
+    """Answer to :class:`AppendEntries`.
+
+    On success ``match_index`` is the last index known to equal the leader's
+    log.  On failure ``reject_index`` is the rejected ``prev_index`` and the
+    hint is ``conflict_term`` (the follower's term at ``reject_index``, None
+    if its log is shorter) with ``conflict_index`` (first index of that term
+    in the follower's log, or the follower's last index + 1).
+    """
+
+    term: int
+    src: NodeId
+    success: bool
+    match_index: int = 0
+    reject_index: int = 0
+    conflict_term: int | None = None
+    conflict_index: int = 0
+    last_index: int = 0
+    round: int = 0
+
+
+Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse]
+
+
+@dataclass(frozen=True)
+class PersistentState:
+    """What survives a crash: current term, vote in that term, and the log."""
+
+    term: int = 0
+    voted_for: NodeId | None = None
+    log: tuple[Entry, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadState:
+    """A confirmed linearizable read: serve it once entries up to ``index`` are applied."""
+
+    request_id: Any
+    index: int
+
+
+@dataclass
+class Ready:
+    """Everything one call to a :class:`RaftNode` asks of the shell, in order:
+    persist (if ``persist``), then send ``messages``, apply ``committed``,
+    answer ``reads``, and call :meth:`RaftNode.on_timer` at ``next_deadline``."""
+
+    messages: list[tuple[NodeId, Message]] = field(default_factory=list)
+    #: term, vote or log changed: write ``node.persistent_state()`` first
+    persist: bool = False
+    #: newly committed entries, in index order (after a restart, again from index 1)
+    committed: list[Entry] = field(default_factory=list)
+    #: confirmed reads
+    reads: list[ReadState] = field(default_factory=list)
+    #: read request ids abandoned because this node stopped being leader
+    failed_reads: list[Any] = field(default_factory=list)
+    #: roles entered during the call, in order
+    role_changes: list[str] = field(default_factory=list)
+    #: absolute deadlines (ms); None when not armed
+    election_deadline: float | None = None
+    heartbeat_deadline: float | None = None
+    #: for propose/add_server/remove_server: the appended entry
+    entry: Entry | None = None
+    #: for propose/read_index/add_server/remove_server: why it was refused
+    rejected: str | None = None
+    #: the leader this node knows of (where to redirect a refused request)
+    leader_hint: NodeId | None = None
+
+    @property
+    def next_deadline(self) -> float | None:
+        """The earliest armed deadline (when to call ``on_timer``)."""
+        armed = [d for d in (self.election_deadline, self.heartbeat_deadline) if d is not None]
+        return min(armed) if armed else None
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _etcd() -> dict:
+    # etcd docs (tuning, configuration flags): --heartbeat-interval 100 ms,
+    # --election-timeout 1000 ms; etcd-io/raft randomizes the timeout in
+    # [T, 2T).  etcd server runs raft with CheckQuorum=true and --pre-vote
+    # (default true since v3.5); reads default to ReadIndex (ReadOnlySafe).
+    return dict(heartbeat_interval_ms=100.0, election_timeout_min_ms=1000.0, election_timeout_max_ms=2000.0,
+                pre_vote=True, check_quorum=True, lease_reads=False, max_entries_per_append=64)
+
+
+def _consul(raft_multiplier: int = 5) -> dict:
+    # Consul server-performance docs: raft_multiplier (default 5) scales
+    # hashicorp/raft's HeartbeatTimeout 1000 ms, ElectionTimeout 1000 ms and
+    # LeaderLeaseTimeout 500 ms (5000/5000/2500 ms by default).  hashicorp/raft
+    # waits randomTimeout(HeartbeatTimeout) = [HT, 2HT) as follower (and
+    # [ET, 2ET) as candidate; ET == HT here), heartbeats every
+    # randomTimeout(HT/10) (we use the fixed lower bound HT/10), steps down when
+    # it has not reached a quorum within LeaderLeaseTimeout (= check-quorum
+    # with that window), sends at most MaxAppendEntries = 64 entries, and has
+    # Pre-Vote on by default since v1.7.0.  Consul's default read consistency
+    # trusts the leader lease: lease_reads with the LeaderLeaseTimeout window.
+    if raft_multiplier < 1:
+        raise ValueError("raft_multiplier must be a positive integer")
+    m = float(raft_multiplier)
+    return dict(heartbeat_interval_ms=100.0 * m, election_timeout_min_ms=1000.0 * m,
+                election_timeout_max_ms=2000.0 * m, leader_lease_ms=500.0 * m,
+                pre_vote=True, check_quorum=True, lease_reads=True, max_entries_per_append=64)
+
+
+def _paper() -> dict:
+    # Raft paper §5.2: election timeouts drawn from 150-300 ms; §9.3: the
+    # heartbeat interval was half the minimum election timeout (75 ms).  The
+    # paper's basic algorithm has no Pre-Vote, check-quorum or leases.
+    return dict(heartbeat_interval_ms=75.0, election_timeout_min_ms=150.0, election_timeout_max_ms=300.0,
+                pre_vote=False, check_quorum=False, lease_reads=False, max_entries_per_append=64)
+
+
+#: Named timing/feature profiles for :meth:`RaftConfig.profile`.
+PROFILES = {"etcd": _etcd, "consul": _consul, "paper": _paper}
+
+
+@dataclass(frozen=True)
+class RaftConfig:
+    """Timing (ms) and features of a Raft node; defaults are etcd's.
+
+    An election timeout is drawn uniformly from ``[election_timeout_min_ms,
+    election_timeout_max_ms)`` at every reset (equal bounds = fixed).  The
+    leader-lease window ``leader_lease_ms`` (None = ``election_timeout_min_ms``)
+    is both the check-quorum window (a leader that has not heard from a
+    majority within it steps down) and the lease-read window.
+
+    >>> RaftConfig.profile("consul").election_timeout_min_ms
+    5000.0
+    >>> RaftConfig(heartbeat_interval_ms=200, election_timeout_min_ms=150, election_timeout_max_ms=300)
+    Traceback (most recent call last):
+    ...
+    ValueError: election_timeout_min_ms (150) must be greater than heartbeat_interval_ms (200): followers would time out between heartbeats and no leader could last
+    """
+
+    heartbeat_interval_ms: float = 100.0
+    election_timeout_min_ms: float = 1000.0
+    election_timeout_max_ms: float = 2000.0
+    pre_vote: bool = True
+    check_quorum: bool = True
+    lease_reads: bool = False
+    max_entries_per_append: int = 64
+    leader_lease_ms: float | None = None
+
+    def __post_init__(self):
+        hb, lo, hi = self.heartbeat_interval_ms, self.election_timeout_min_ms, self.election_timeout_max_ms
+        if not hb > 0:
+            raise ValueError(f"heartbeat_interval_ms must be positive, got {hb}")
+        if not lo > hb:
+            raise ValueError(f"election_timeout_min_ms ({lo}) must be greater than heartbeat_interval_ms ({hb}): "
+                             "followers would time out between heartbeats and no leader could last")
+        if hi < lo:
+            raise ValueError(f"election_timeout_max_ms ({hi}) must be >= election_timeout_min_ms ({lo})")
+        if self.max_entries_per_append < 1:
+            raise ValueError("max_entries_per_append must be at least 1")
+        if self.leader_lease_ms is not None and not 0 < self.leader_lease_ms <= lo:
+            raise ValueError(f"leader_lease_ms ({self.leader_lease_ms}) must be in (0, election_timeout_min_ms={lo}]: "
+                             "followers only promise not to vote for that long")
+        if self.lease_reads and not self.check_quorum:
+            raise ValueError("lease_reads needs check_quorum (followers must ignore votes while a leader is live)")
+
+    @property
+    def lease_ms(self) -> float:
+        """The check-quorum / lease window actually used."""
+        return self.election_timeout_min_ms if self.leader_lease_ms is None else self.leader_lease_ms
+
+    @classmethod
+    def profile(cls, name: str, **overrides) -> RaftConfig:
+        """A named profile ("etcd", "consul", "paper") with field overrides.
+        "consul" also takes ``raft_multiplier`` (default 5)."""
+        if name not in PROFILES:
+            raise ValueError(f"unknown Raft profile {name!r}; valid profiles: {', '.join(sorted(PROFILES))}")
+        args = {}
+        if name == "consul" and "raft_multiplier" in overrides:
+            args["raft_multiplier"] = overrides.pop("raft_multiplier")
+        names = {f.name for f in fields(cls)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise ValueError(f"unknown RaftConfig field(s): {', '.join(sorted(unknown))}")
+        return replace(cls(**PROFILES[name](**args)), **overrides) if overrides else cls(**PROFILES[name](**args))
+
+
+# --------------------------------------------------------------------------- node
+
+
+class RaftNode:
+    """One Raft server.  ``voters`` is the bootstrap configuration (used until
+    the log holds a config entry); a restart is a new node built with the
+    ``persisted`` state of the old one (volatile state starts afresh)."""
+
+    def __init__(self, node_id: NodeId, voters: tuple, config: RaftConfig, rng: np.random.Generator,
+                 persisted: PersistentState | None = None):
+        self.id = node_id
+        self.config = config
+        self.rng = rng
+        self._bootstrap = tuple(voters)
+        ps = persisted or PersistentState()
+        for i, e in enumerate(ps.log, start=1):
+            if e.index != i:
+                raise ValueError(f"persisted log is not contiguous from index 1 (entry {i} has index {e.index})")
+        self._term = ps.term
+        self._voted_for = ps.voted_for
+        self._log: list[Entry] = list(ps.log)
+        # volatile
+        self._role = FOLLOWER
+        self._leader: NodeId | None = None
+        self._commit = 0
+        self._applied = 0
+        self._config_index = 0
+        self._voters = self._bootstrap
+        self._reload_config(len(self._log))
+        self._election_deadline: float | None = None
+        self._heartbeat_deadline: float | None = None
+        self._last_heard = -_INF
+        # With lease reads, a restarted node forgets which leader it promised
+        # not to undermine; it keeps quiet for one minimum election timeout.
+        self._vote_guard_until = -_INF
+        self._vote_guard_pending = config.lease_reads
+        self._votes: dict[NodeId, bool] = {}
+        # leader state
+        self._next: dict[NodeId, int] = {}
+        self._match: dict[NodeId, int] = {}
+        self._round = 0
+        self._round_sent: dict[int, float] = {}
+        self._acked_round: dict[NodeId, int] = {}
+        self._ack_time: dict[NodeId, float] = {}
+        self._leader_since = -_INF
+        self._pending_reads: list[list] = []  # [request_id, read_index | None, required_round]
+        self._ready = Ready()
+
+    # ------------------------------------------------------------ read-only view
+    @property
+    def role(self) -> str:
+        return self._role
+
+    @property
+    def term(self) -> int:
+        return self._term
+
+    @property
+    def voted_for(self) -> NodeId | None:
+        return self._voted_for
+
+    @property
+    def leader_id(self) -> NodeId | None:
+        return self._leader
+
+    @property
+    def log(self) -> list[Entry]:
+        return list(self._log)
+
+    @property
+    def last_index(self) -> int:
+        return len(self._log)
+
+    @property
+    def commit_index(self) -> int:
+        return self._commit
+
+    @property
+    def applied_index(self) -> int:
+        return self._applied
+
+    @property
+    def voters(self) -> tuple:
+        return self._voters
+
+    def persistent_state(self) -> PersistentState:
+        """A copy of the state the shell must keep durable."""
+        return PersistentState(self._term, self._voted_for, tuple(self._log))
+
+    def lease_valid(self, now: float) -> bool:
+        """True when this leader may answer reads locally (lease_reads only)."""
+        return (self.config.lease_reads and self._role == LEADER and self._committed_in_term()
+                and self._quorum_contact(now) + self.config.lease_ms > now)
+
+    def __repr__(self) -> str:
+        return (f"RaftNode({self.id!r}, {self._role}, term={self._term}, leader={self._leader!r}, "
+                f"last={self.last_index}, commit={self._commit})")
+
+    # ------------------------------------------------------------ public calls
+    def start(self, now: float) -> Ready:
+        """Arm the election timer (call once, after construction or restart)."""
+        self._begin()
+        if self._vote_guard_pending:
+            self._vote_guard_until = now + self.config.election_timeout_min_ms
+            self._vote_guard_pending = False
+        self._reset_election_timer(now)
+        return self._finish(now)
+
+    def on_timer(self, now: float) -> Ready:
+        """Handle every deadline that is due at ``now``."""
+        self._begin()
+        if self._role == LEADER:
+            if self._heartbeat_deadline is not None and self._heartbeat_deadline <= now:
+                if self.config.check_quorum and max(self._quorum_contact(now), self._leader_since) < now - self.config.lease_ms:
+                    self._become_follower(self._term, None, now)
+                else:
+                    self._heartbeat_deadline = now + self.config.heartbeat_interval_ms
+                    self._broadcast_round(now)
+        elif self._election_deadline is not None and self._election_deadline <= now:
+            if self.id in self._voters:
+                self._campaign(now, pre=self.config.pre_vote)
+            else:
+                self._reset_election_timer(now)
+        return self._finish(now)
+
+    def propose(self, data: Any, now: float) -> Ready:
+        """Append a command at the leader (``ready.entry``); elsewhere ``ready.rejected``."""
+        self._begin()
+        if self._role != LEADER:
+            self._ready.rejected = "not leader"
+        else:
+            self._ready.entry = self._append_local("command", data, now)
+        return self._finish(now)
+
+    def read_index(self, request_id: Any, now: float) -> Ready:
+        """Ask for a linearizable read; it appears in ``ready.reads`` of this or
+        a later call once confirmed (or in ``failed_reads`` if leadership is lost)."""
+        self._begin()
+        if self._role != LEADER:
+            self._ready.rejected = "not leader"
+        elif self.lease_valid(now):
+            self._pending_reads.append([request_id, self._commit, 0])
+            self._check_reads()
+        else:
+            index = self._commit if self._committed_in_term() else None
+            self._pending_reads.append([request_id, index, self._round + 1])
+            self._broadcast_round(now)
+            self._check_reads()
+        return self._finish(now)
+
+    def add_server(self, node_id: NodeId, now: float) -> Ready:
+        """Append a config entry adding ``node_id`` as a voter (leader only)."""
+        return self._change_config(node_id, now, add=True)
+
+    def remove_server(self, node_id: NodeId, now: float) -> Ready:
+        """Append a config entry removing ``node_id`` (leader only)."""
+        return self._change_config(node_id, now, add=False)
+
+    def receive(self, msg: Message, now: float) -> Ready:
+        """Handle one message from a peer."""
+        self._begin()
+        self._step(msg, now)
+        return self._finish(now)
+
+    # ------------------------------------------------------------ plumbing
+    def _begin(self) -> None:
+        self._ready = Ready()
+
+    def _finish(self, now: float) -> Ready:
+        r = self._ready
+        if self._role != LEADER and self._election_deadline is None:
+            self._reset_election_timer(now)
+        r.election_deadline = self._election_deadline if self._role != LEADER else None
+        r.heartbeat_deadline = self._heartbeat_deadline if self._role == LEADER else None
+        r.leader_hint = self._leader
+        self._ready = Ready()
+        return r
+
+    def _send(self, to: NodeId, msg: Message) -> None:
+        self._ready.messages.append((to, msg))
+
+    def _set_role(self, role: str) -> None:
+        self._role = role
+        self._ready.role_changes.append(role)
+
+    def _reset_election_timer(self, now: float) -> None:
+        lo, hi = self.config.election_timeout_min_ms, self.config.election_timeout_max_ms
+        self._election_deadline = now + (lo if hi <= lo else float(self.rng.uniform(lo, hi)))
+
+    def _term_at(self, index: int) -> int | None:
+        if index == 0:
+            return 0
+        if 0 < index <= len(self._log):
+            return self._log[index - 1].term
+        return None
+
+    def _last_term(self) -> int:
+        return self._log[-1].term if self._log else 0
+
+    def _committed_in_term(self) -> bool:
+        return self._term_at(self._commit) == self._term
+
+    def _majority(self) -> int:
+        return len(self._voters) // 2 + 1
+
+    def _kth(self, values) -> Any:
+        """The value that a majority of voters reach (majority-th largest)."""
+        vals = sorted(values, reverse=True)
+        return vals[len(vals) // 2] if vals else -_INF
+
+    # ------------------------------------------------------------ config
+    def _reload_config(self, upto: int) -> None:
+        """Latest config entry at or below ``upto`` (else the bootstrap voters)."""
+        i = min(upto, len(self._log))
+        while i > 0 and self._log[i - 1].kind != "config":
+            i -= 1
+        self._config_index = i
+        self._voters = tuple(self._log[i - 1].data) if i else self._bootstrap
+        if self._role == LEADER:
+            for p in self._voters:
+                if p != self.id and p not in self._next:
+                    self._next[p] = self.last_index + 1
+                    self._match[p] = 0
+
+    def _change_config(self, node_id: NodeId, now: float, add: bool) -> Ready:
+        self._begin()
+        if self._role != LEADER:
+            reason = "not leader"
+        elif self._config_index > self._commit:
+            reason = "a configuration change is still uncommitted"
+        elif not self._committed_in_term():
+            reason = "leader has not yet committed an entry in its term"
+        elif add and node_id in self._voters:
+            reason = f"{node_id!r} is already a voter"
+        elif not add and node_id not in self._voters:
+            reason = f"{node_id!r} is not a voter"
+        elif not add and len(self._voters) == 1:
+            reason = "cannot remove the last voter"
+        else:
+            reason = None
+        if reason:
+            self._ready.rejected = reason
+        else:
+            voters = self._voters + (node_id,) if add else tuple(v for v in self._voters if v != node_id)
+            self._ready.entry = self._append_local("config", voters, now)
+        return self._finish(now)
+
+    # ------------------------------------------------------------ leader side
+    def _append_local(self, kind: str, data: Any, now: float) -> Entry:
+        e = Entry(self.last_index + 1, self._term, kind, data)
+        self._log.append(e)
+        self._ready.persist = True
+        if kind == "config":
+            self._reload_config(e.index)
+        for p in self._voters:
+            if p != self.id:
+                self._send_append(p)
+        self._maybe_commit(now)
+        return e
+
+    def _send_append(self, p: NodeId) -> None:
+        nxt = self._next.get(p, self.last_index + 1)
+        prev = nxt - 1
+        entries = tuple(self._log[prev:prev + self.config.max_entries_per_append])
+        self._send(p, AppendEntries(self._term, self.id, prev, self._term_at(prev), entries, self._commit, self._round))
+        if entries:
+            self._next[p] = entries[-1].index + 1  # optimistic: rejections rewind it
+
+    def _broadcast_round(self, now: float) -> None:
+        """Start a heartbeat round: every peer gets an AppendEntries tagged with it."""
+        self._round += 1
+        self._round_sent[self._round] = now
+        horizon = now - self.config.lease_ms
+        for r in [r for r, t in self._round_sent.items() if t < horizon]:
+            del self._round_sent[r]
+        for p in self._voters:
+            if p != self.id:
+                self._send_append(p)
+
+    def _quorum_contact(self, now: float) -> float:
+        """Latest time t such that a majority has acknowledged a round sent at or after t."""
+        return self._kth(now if p == self.id else self._ack_time.get(p, -_INF) for p in self._voters)
+
+    def _quorum_round(self) -> float:
+        return self._kth(_INF if p == self.id else self._acked_round.get(p, 0) for p in self._voters)
+
+    def _maybe_commit(self, now: float) -> None:
+        n = self._kth(self.last_index if p == self.id else self._match.get(p, 0) for p in self._voters)
+        if n > self._commit and self._term_at(n) == self._term:  # Figure 8: only own-term entries by counting
+            self._commit = n
+            self._apply()
+            for r in self._pending_reads:
+                if r[1] is None:
+                    r[1] = self._commit
+            self._check_reads()
+            for p in self._voters:  # tell followers promptly (etcd's bcastAppend)
+                if p != self.id:
+                    self._send_append(p)
+            if self.id not in self._voters and self._config_index <= self._commit:
+                self._become_follower(self._term, None, now)  # removed leader steps down (thesis §4.2.2)
+
+    def _check_reads(self) -> None:
+        if not self._pending_reads:
+            return
+        q = self._quorum_round()
+        keep = []
+        for rid, index, need in self._pending_reads:
+            if index is not None and need <= q and index <= self._applied:
+                self._ready.reads.append(ReadState(rid, index))
+            else:
+                keep.append([rid, index, need])
+        self._pending_reads = keep
+
+    def _become_leader(self, now: float) -> None:
+        self._set_role(LEADER)
+        self._leader = self.id
+        self._election_deadline = None
+        self._leader_since = now
+        self._next = {p: self.last_index + 1 for p in self._voters if p != self.id}
+        self._match = {p: 0 for p in self._voters if p != self.id}
+        self._acked_round, self._ack_time, self._round_sent = {}, {}, {}
+        self._round = 0
+        self._pending_reads = []
+        self._heartbeat_deadline = now + self.config.heartbeat_interval_ms
+        self._round += 1
+        self._round_sent[self._round] = now
+        self._append_local("noop", None, now)  # lets the leader commit (and serve reads) promptly
+
+    # ------------------------------------------------------------ elections
+    def _campaign(self, now: float, pre: bool) -> None:
+        if pre:
+            self._set_role(PRECANDIDATE)
+            term = self._term + 1
+        else:
+            self._term += 1
+            self._voted_for = self.id
+            self._ready.persist = True
+            self._set_role(CANDIDATE)
+            term = self._term
+        self._leader = None
+        self._votes = {self.id: True}
+        self._reset_election_timer(now)
+        if self._tally(now, pre):
+            return
+        for p in self._voters:
+            if p != self.id:
+                self._send(p, RequestVote(term, self.id, self.last_index, self._last_term(), pre))
+
+    def _tally(self, now: float, pre: bool) -> bool:
+        """Count votes; act on a decided election.  True when decided."""
+        yes = sum(1 for p in self._voters if self._votes.get(p) is True)
+        no = sum(1 for p in self._voters if self._votes.get(p) is False)
+        if yes >= self._majority():
+            if pre:
+                self._campaign(now, pre=False)
+            else:
+                self._become_leader(now)
+            return True
+        if no >= self._majority():
+            self._become_follower(self._term, None, now)
+            return True
+        return False
+
+    def _become_follower(self, term: int, leader: NodeId | None, now: float) -> None:
+        if term != self._term:
+            self._term = term
+            self._voted_for = None
+            self._ready.persist = True
+        if self._role == LEADER:
+            self._ready.failed_reads.extend(r[0] for r in self._pending_reads)
+            self._pending_reads = []
+            self._heartbeat_deadline = None
+        if self._role != FOLLOWER:
+            self._set_role(FOLLOWER)
+        self._leader = leader
+        if self._election_deadline is None:
+            self._reset_election_timer(now)
+
+    def _in_lease(self, now: float) -> bool:
+        """Has this node heard from a live leader within the minimum election timeout?"""
+        if now < self._vote_guard_until:
+            return True
+        if self._leader is None:
+            return False
+        if self._leader == self.id:
+            return self._role == LEADER
+        return now - self._last_heard < self.config.election_timeout_min_ms
+
+    # ------------------------------------------------------------ message handling
+    def _step(self, msg: Message, now: float) -> None:
+        if msg.term > self._term:
+            if isinstance(msg, RequestVote):
+                if msg.pre_vote:
+                    if self._in_lease(now):
+                        self._send(msg.candidate, RequestVoteResponse(self._term, self.id, False, True))
+                        return
+                    self._handle_vote(msg, now)  # a pre-vote never moves our term
+                    return
+                if self.config.check_quorum and self._in_lease(now):
+                    return  # a live leader is known: ignore the disruptive candidate (thesis §4.2.3)
+            if isinstance(msg, RequestVoteResponse) and msg.pre_vote and msg.granted:
+                pass  # a granted pre-vote carries the term we asked about
+            else:
+                self._become_follower(msg.term, msg.leader if isinstance(msg, AppendEntries) else None, now)
+        elif msg.term < self._term:
+            if isinstance(msg, AppendEntries):  # tell the stale leader about the newer term
+                self._send(msg.leader, AppendEntriesResponse(self._term, self.id, False, reject_index=msg.prev_index,
+                                                             conflict_index=0, last_index=self.last_index,
+                                                             round=msg.round))
+            elif isinstance(msg, RequestVote):
+                self._send(msg.candidate, RequestVoteResponse(self._term, self.id, False, msg.pre_vote))
+            return
+        if isinstance(msg, AppendEntries):
+            self._handle_append(msg, now)
+        elif isinstance(msg, AppendEntriesResponse):
+            self._handle_append_response(msg, now)
+        elif isinstance(msg, RequestVote):
+            self._handle_vote(msg, now)
+        elif isinstance(msg, RequestVoteResponse):
+            self._handle_vote_response(msg, now)
+        else:
+            raise TypeError(f"not a Raft message: {msg!r}")
+
+    def _handle_vote(self, msg: RequestVote, now: float) -> None:
+        up_to_date = (msg.last_term, msg.last_index) >= (self._last_term(), self.last_index)
+        if msg.pre_vote and msg.term > self._term:
+            can_vote = True
+        else:
+            can_vote = self._voted_for == msg.candidate or (self._voted_for is None and self._leader is None)
+        granted = can_vote and up_to_date
+        if granted and not msg.pre_vote:
+            self._voted_for = msg.candidate
+            self._ready.persist = True
+            self._reset_election_timer(now)
+        term = msg.term if (granted and msg.pre_vote) else self._term
+        self._send(msg.candidate, RequestVoteResponse(term, self.id, granted, msg.pre_vote))
+
+    def _handle_vote_response(self, msg: RequestVoteResponse, now: float) -> None:
+        if msg.pre_vote:
+            if self._role != PRECANDIDATE:
+                return
+            if msg.granted and msg.term != self._term + 1:
+                return
+        elif self._role != CANDIDATE:
+            return
+        if msg.src in self._voters:
+            self._votes[msg.src] = msg.granted
+            self._tally(now, msg.pre_vote)
+
+    def _handle_append(self, msg: AppendEntries, now: float) -> None:
+        if self._role == LEADER:
+            raise RuntimeError(f"two leaders in term {self._term}: {self.id!r} and {msg.leader!r}")
+        if self._role != FOLLOWER:
+            self._become_follower(self._term, msg.leader, now)
+        self._leader = msg.leader
+        self._last_heard = now
+        self._reset_election_timer(now)
+        here = self._term_at(msg.prev_index)
+        if here is None or here != msg.prev_term:
+            if here is None:
+                cterm, cindex = None, self.last_index + 1
+            else:
+                cterm, cindex = here, msg.prev_index
+                while cindex > 1 and self._log[cindex - 2].term == cterm:
+                    cindex -= 1
+            self._send(msg.leader, AppendEntriesResponse(self._term, self.id, False, reject_index=msg.prev_index,
+                                                         conflict_term=cterm, conflict_index=cindex,
+                                                         last_index=self.last_index, round=msg.round))
+            return
+        for k, e in enumerate(msg.entries):
+            mine = self._term_at(e.index)
+            if mine == e.term:
+                continue
+            if mine is not None:  # conflict: drop our suffix from here
+                if e.index <= self._commit:
+                    raise RuntimeError(f"{self.id!r} asked to overwrite committed entry {e.index}")
+                del self._log[e.index - 1:]
+                if self._config_index >= e.index:
+                    self._reload_config(e.index - 1)
+            self._log.extend(msg.entries[k:])
+            self._ready.persist = True
+            if any(x.kind == "config" for x in msg.entries[k:]):
+                self._reload_config(self.last_index)
+            break
+        match = msg.prev_index + len(msg.entries)
+        new_commit = min(msg.commit, match)
+        if new_commit > self._commit:
+            self._commit = new_commit
+            self._apply()
+        self._send(msg.leader, AppendEntriesResponse(self._term, self.id, True, match_index=match,
+                                                     last_index=self.last_index, round=msg.round))
+
+    def _handle_append_response(self, msg: AppendEntriesResponse, now: float) -> None:
+        if self._role != LEADER or msg.src not in self._voters or msg.src == self.id:
+            return
+        p = msg.src
+        if msg.round > self._acked_round.get(p, 0):
+            self._acked_round[p] = msg.round
+            sent = self._round_sent.get(msg.round)
+            if sent is not None and sent > self._ack_time.get(p, -_INF):
+                self._ack_time[p] = sent
+        if msg.success:
+            if msg.match_index > self._match.get(p, 0):
+                self._match[p] = msg.match_index
+            self._next[p] = max(self._next.get(p, 1), self._match[p] + 1)
+            self._maybe_commit(now)
+            if self._role == LEADER and self._next[p] <= self.last_index:
+                self._send_append(p)
+        elif msg.reject_index >= self._match.get(p, 0):  # older rejections are stale
+            if msg.conflict_term is None:
+                nxt = msg.conflict_index
+            else:
+                nxt = msg.conflict_index
+                for i in range(min(msg.reject_index, self.last_index), 0, -1):
+                    t = self._log[i - 1].term
+                    if t == msg.conflict_term:
+                        nxt = i + 1
+                        break
+                    if t < msg.conflict_term:
+                        break
+            self._next[p] = max(self._match.get(p, 0) + 1, min(nxt, msg.reject_index, self._next.get(p, nxt)))
+            self._send_append(p)
+        if self._role == LEADER:
+            self._check_reads()
+
+    def _apply(self) -> None:
+        if self._commit > self._applied:
+            self._ready.committed.extend(self._log[self._applied:self._commit])
+            self._applied = self._commit
