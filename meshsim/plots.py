@@ -115,15 +115,14 @@ def latency_vs_load(agg, load: str, metric: str = "latency_ms.p99", by: str | No
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4.5))
     for value, grp in _groups(agg, by):
         grp = grp.sort_values(load)
-        label = f"{by}={value}" if by else metric
+        kx = knee(grp[load], grp[metric], k)
+        label = (f"{by}={value}" if by else metric) + (f" (knee {kx:.4g})" if np.isfinite(kx) else "")
         line, = ax.plot(grp[load], grp[metric], marker="o", label=label)
         lo, hi = f"{metric}_ci_low", f"{metric}_ci_high"
         if lo in grp and hi in grp:
             ax.fill_between(grp[load], grp[lo], grp[hi], color=line.get_color(), alpha=0.2)
-        kx = knee(grp[load], grp[metric], k)
         if np.isfinite(kx):
             ax.axvline(kx, color=line.get_color(), linestyle=":", linewidth=1)
-            ax.annotate(f"knee {kx:.4g}", (kx, ax.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=8)
     ax.set_xlabel(_label(load))
     ax.set_ylabel(_label(metric))
     ax.set_title(f"{metric} vs {load} (knee: {k:g}x the low-load value)")

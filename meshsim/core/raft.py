@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Union
 
 import numpy as np
@@ -305,7 +305,7 @@ class RaftConfig:
         unknown = set(overrides) - names
         if unknown:
             raise ValueError(f"unknown RaftConfig field(s): {', '.join(sorted(unknown))}")
-        return replace(cls(**PROFILES[name](**args)), **overrides) if overrides else cls(**PROFILES[name](**args))
+        return cls(**{**PROFILES[name](**args), **overrides})
 
 
 # --------------------------------------------------------------------------- node
@@ -701,9 +701,6 @@ class RaftNode:
         if msg.term > self._term:
             if isinstance(msg, RequestVote):
                 if msg.pre_vote:
-                    if self._in_lease(now):
-                        self._send(msg.candidate, RequestVoteResponse(self._term, self.id, False, True))
-                        return
                     self._handle_vote(msg, now)  # a pre-vote never moves our term
                     return
                 if self.config.check_quorum and self._in_lease(now):
@@ -737,7 +734,8 @@ class RaftNode:
             can_vote = True
         else:
             can_vote = self._voted_for == msg.candidate or (self._voted_for is None and self._leader is None)
-        granted = can_vote and up_to_date
+        # a pre-vote also needs silence from any leader for a minimum election timeout (thesis §9.6)
+        granted = can_vote and up_to_date and not (msg.pre_vote and self._in_lease(now))
         if granted and not msg.pre_vote:
             self._voted_for = msg.candidate
             self._ready.persist = True
