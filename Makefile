@@ -35,7 +35,8 @@ test: $(VENV)/.stamp-dev
 
 ## bench: speed and memory against SimPy and Ciw; writes bench/results.md
 bench: $(VENV)/.stamp-dev
-	$(PY) bench/run.py --markdown bench/results.md
+	$(PY) bench/run.py --repeat 3 --markdown bench/results.md
+	$(PY) bench/sweep_bench.py --append bench/results.md
 
 ## docs: regenerate the scenario key reference in docs/scenarios.md
 docs: $(VENV)/.stamp-dev
