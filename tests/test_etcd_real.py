@@ -85,9 +85,17 @@ def test_committed_metadata():
     assert {(c["heartbeat_ms"], c["election_ms"]) for c in meta["configs"]} == set(er.CONFIGS)
 
 
-def test_readme_table_matches_committed_data(committed):
-    text = (DATA / "README.md").read_text(encoding="utf-8")
-    assert er.markdown_table(er.summarize(committed)) in text, "data/etcd/README.md table is stale"
+@pytest.mark.parametrize("page", ["data/etcd/README.md", "docs/etcd_failover.md"])
+def test_summary_tables_match_committed_data(committed, page):
+    text = (ROOT / page).read_text(encoding="utf-8")
+    assert er.markdown_table(er.summarize(committed)) in text, f"the summary table in {page} is stale"
+
+
+def test_tick_model_matches_committed_medians(committed):
+    """etcd's timer rules (tick_model) predict the measured medians within 10 %."""
+    for (hb, el), g in committed.groupby(["heartbeat_ms", "election_ms"]):
+        predicted = float(np.median(er.tick_model(hb, el, draws=20_000, seed=0)))
+        assert abs(g["failover_ms"].median() / predicted - 1) < 0.10, (hb, el, predicted)
 
 
 # --------------------------------------------------------------------------- no etcd needed
