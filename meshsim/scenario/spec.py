@@ -125,6 +125,50 @@ def _validate_service(out: dict, path: str, ctx: Context) -> None:
     del out["service_time"], out["calls"]
 
 
+POLICIES = ("round_robin", "weighted_round_robin", "random", "least_request", "ring_hash", "maglev",
+            "ring_hash_bounded", "maglev_bounded")
+
+LOAD_BALANCER = Struct(
+    "load_balancer",
+    {
+        "policy": Field(Enum(*POLICIES), default="round_robin",
+                        doc="how each caller picks an instance of this service (Envoy's algorithms); every caller "
+                            "keeps its own view and its own active-request counts"),
+        "choice_count": Field(Int(min=2), default=None, doc="least_request: endpoints sampled per pick (Envoy default 2)"),
+        "active_request_bias": Field(Float(min=0.0), default=None,
+                                     doc="least_request with unequal weights: weight / (active + 1)^bias (default 1.0)"),
+        "minimum_ring_size": Field(Int(min=1), default=None, doc="ring_hash: minimum ring entries (default 1024)"),
+        "maximum_ring_size": Field(Int(min=1), default=None, doc="ring_hash: maximum ring entries (default 8M)"),
+        "table_size": Field(Int(min=2), default=None, doc="maglev: lookup table size, a prime (default 65537)"),
+        "hash_balance_factor": Field(Int(min=1), default=None,
+                                     doc="bounded loads: no host above factor/100 x mean active requests (>= 100)"),
+        "healthy_panic_threshold": Field(Float(min=0.0, max=100.0), default=None,
+                                         doc="percent healthy below which health is ignored (default 50)"),
+    },
+    doc="Load-balancing policy that callers of this service use (Envoy's defaults unless set).",
+)
+
+
+def _check_load_balancer(out: dict, path: str, ctx: Context) -> None:
+    """Build the policy once so that bad options (a non-prime Maglev table...) are scenario errors."""
+    lb = out.get("load_balancer")
+    if not lb:
+        return
+    from ..core.balancers import BALANCERS  # noqa: F401 - registers Envoy's policies
+
+    cls = BALANCERS[lb["policy"]]
+    options = {k: v for k, v in lb.items() if k != "policy" and v is not None}
+    try:
+        cls(out["replicas"], None, **options)
+    except TypeError as e:
+        bad = str(e).split("'")[1] if "'" in str(e) else str(e)
+        ctx.error(f"{path}.load_balancer.{bad}", f"does not apply to policy {lb['policy']}")
+    except ValueError as e:
+        text = str(e)
+        key = next((k for k in options if text.startswith(k)), None)
+        ctx.error(f"{path}.load_balancer" + (f".{key}" if key else ""), text[len(key):].strip() if key else text)
+
+
 SERVICE = Struct(
     "service",
     {
@@ -143,9 +187,10 @@ SERVICE = Struct(
         "service_time": Field(Dist(), default=None, doc="shorthand for a single endpoint named 'default'"),
         "calls": Field(ListOf(STEP), default=list, doc="shorthand: calls of the single 'default' endpoint"),
         "endpoints": Field(MapOf(ENDPOINT, "endpoint name"), default=dict, doc="named endpoints"),
+        "load_balancer": Field(LOAD_BALANCER, default=dict, doc="how callers choose among its instances"),
     },
     doc="A service: replicas of one program, each a worker pool with a queue.",
-    validate=_validate_service,
+    validate=lambda out, path, ctx: (_validate_service(out, path, ctx), _check_load_balancer(out, path, ctx)),
 )
 
 ARRIVALS = {"poisson", "deterministic", "mmpp", "steps", "diurnal", "closed", "trace"}
@@ -168,7 +213,7 @@ def _validate_workload(out: dict, path: str, ctx: Context) -> None:
     # a zero rate would never produce an arrival (division by zero, or a run that never ends)
     if kind in ("poisson", "deterministic", "diurnal", "mmpp") and out.get("rate") == 0:
         ctx.error(f"{path}.rate", f"must be a rate > 0 for type {kind}, got 0")
-    used = set(need) | {"type", "target", "endpoint", "source", "timeout", "phase", "column", "speedup", "off_rate"}
+    used = set(need) | {"type", "target", "endpoint", "source", "timeout", "phase", "column", "speedup", "off_rate", "clients"}
     for key in ("rate", "off_rate", "on_time", "off_time", "steps", "amplitude", "period", "users", "think_time", "file"):
         if out.get(key) is not None and key not in used:
             ctx.error(f"{path}.{key}", f"does not apply to type {kind}")
@@ -223,6 +268,9 @@ WORKLOAD = Struct(
         "speedup": Field(Float(min=0.0, min_exclusive=True), default=1.0, doc="trace: divide trace times by this"),
         "timeout": Field(Duration(min_exclusive=0), default=None,
                          doc="client gives up after this long (request fails with reason timeout)"),
+        "clients": Field(Int(min=1), default=None,
+                         doc="number of distinct client ids; each request comes from one drawn uniformly, and hash "
+                             "policies (ring_hash, maglev) hash it; default: no id, hash policies pick at random"),
     },
     doc="A source of requests.",
     validate=_validate_workload,

@@ -60,7 +60,7 @@ class Call(Carrier):
     __slots__ = (
         "req", "span", "parent", "parent_span", "ep", "inst", "src_host",
         "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
-        "gen", "status", "finished", "holding", "lb", "lb_idx",
+        "gen", "status", "finished", "holding", "lb", "lb_idx", "key",
     )
 
     def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float):
@@ -80,6 +80,7 @@ class Call(Carrier):
         self.finished = False
         self.holding = False
         self.lb = None  # the caller's balancer, when it tracks load (see Balancer.tracks_load)
+        self.key = None  # the request's hash key (hash policies), inherited by every call of the request
 
     # The parent interface: every call and every workload has child_done(call).
     def child_done(self, child: Call) -> None:
@@ -124,7 +125,7 @@ class Caller:
     def send(self, call: Call, service: ServiceRT) -> None:
         """Pick an instance and send ``call`` to it over the network."""
         view, balancer = self.balancers.get(service) or self._route(service)
-        idx = balancer.pick(self.env._now)
+        idx = balancer.pick(self.env._now, call.key)
         inst = call.inst = view[idx]
         if balancer.tracks_load:
             balancer.on_start(idx)
@@ -275,6 +276,7 @@ class Instance(Caller):
                 service, target_ep, _p = chosen[0]
                 child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host, self.env._now)
                 child.gen = step
+                child.key = call.key
                 self.send(child, service)
                 return
             if m:
@@ -287,6 +289,7 @@ class Instance(Caller):
                         break  # a synchronous failure already decided this step
                     child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host, now)
                     child.gen = step
+                    child.key = call.key
                     self.send(child, service)
                 return
             step = call.step = step + 1

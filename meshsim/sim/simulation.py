@@ -11,6 +11,7 @@ import itertools
 import math
 from typing import Any, Protocol
 
+from ..core import balancers as _envoy_balancers  # noqa: F401 - registers Envoy's policies
 from ..core.selection import BALANCERS, Balancer
 from ..rng import RandomStreams
 from ..scenario.model import Scenario
@@ -122,10 +123,18 @@ class Simulation:
         return next(self.span_ids)
 
     def make_balancer(self, caller: Caller, service: ServiceRT) -> tuple[list[Instance], Balancer]:
-        """The caller's own view of ``service`` and its own balancer (round robin here)."""
+        """The caller's own view of ``service`` and its own balancer (``services.<name>.load_balancer``)."""
+        from ..core.balancers import Endpoint
+
         view = list(service.instances)
         rng = self.streams.generator(f"lb/{caller.name}/{service.name}")
-        return view, BALANCERS["round_robin"](len(view), rng)
+        lb = service.spec["load_balancer"]
+        cls = BALANCERS[lb["policy"]]
+        if cls is BALANCERS["round_robin"]:
+            return view, cls(len(view), rng)
+        options = {k: v for k, v in lb.items() if k != "policy" and v is not None}
+        endpoints = [Endpoint(inst.name, zone=self.hosts[inst.host]) for inst in view]
+        return view, cls(endpoints, rng, **options)
 
     def on_request_dropped(self, call: Call, reason: str) -> None:
         """A call's request message did not reach its instance: it fails at once."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.hashing import hash_key
 from ..tracefile import read_trace
 from .engine import Call, Caller, EndpointRT, ServiceRT
 from .kernel import Carrier
@@ -81,6 +82,11 @@ def diurnal_times(rng: np.random.Generator, mean_rate: float, amplitude: float, 
             yield t
 
 
+def _uniform_ints(rng: np.random.Generator, n: int, batch: int = 4096) -> Iterator[int]:
+    while True:
+        yield from rng.integers(0, n, batch).tolist()
+
+
 def arrival_times(spec: dict, rng: np.random.Generator, base_dir: Any, path: str) -> Iterator[float]:
     """The arrival-time iterator of an open-loop workload spec (rates per second)."""
     kind = spec["type"]
@@ -115,18 +121,30 @@ class Workload(Caller):
         self.ep = ep
         self.timeout: float | None = spec["timeout"]
         self.sent = 0
+        self.clients: int | None = spec.get("clients")
+        if self.clients is not None:
+            self._client_ids = _uniform_ints(sim.streams.generator(f"workload/{name}/clients"), self.clients)
+            self._client_keys: dict[int, int] = {}
 
     def send_root(self) -> Call:
         sim = self.sim
         now = sim.kernel.env._now
         rid = sim.recorder.request_start(self.index, now)
         call = Call(rid, next(sim.span_ids), self, -1, self.ep, self.host, now)
+        if self.clients is not None:
+            call.key = self._client_key(next(self._client_ids))
         sim.inflight += 1
         self.sent += 1
         if self.timeout is not None:
             sim.kernel.call_later(self.timeout, self._timeout, call)
         self.send(call, self.target)
         return call
+
+    def _client_key(self, client: int) -> int:
+        key = self._client_keys.get(client)
+        if key is None:
+            key = self._client_keys[client] = hash_key(client_id=f"{self.name}/{client}")
+        return key
 
     def _timeout(self, call: Call) -> None:
         if call.gen != -1:
