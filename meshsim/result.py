@@ -281,6 +281,16 @@ class Result:
                 "faults": [{"time_ms": t, "event": e, "target": w} for t, e, w in sim.fault_log],
             }
         )
+        if sim.proxies:
+            per = [p.summary(sim.end_time) for p in sim.proxies]
+            summary["mesh"] = {
+                "mode": sc.spec["mesh"]["mode"],
+                "proxies": len(per),
+                "mean_utilisation": float(np.mean([p["utilisation"] for p in per])),
+                "max_utilisation": float(np.max([p["utilisation"] for p in per])),
+                "passes": int(sum(p["passes"] for p in per)),
+                "handshakes": int(sum(p["handshakes"] for p in per)),
+            }
         for component in sim.components:
             summary[component.name] = component.summary()
         return _clean(summary)

@@ -25,6 +25,7 @@ from typing import Any
 from ..core.selection import Balancer, RoundRobin
 from .kernel import NORMAL, Carrier, Kernel
 from .network import Network
+from .proxy import REQUEST, RESPONSE
 from .recorder import CRASHED, OK, QUEUE_FULL, REFUSED, SPAN_PACK, Recorder, status_code
 
 NAN = float("nan")
@@ -61,6 +62,7 @@ class Call(Carrier):
         "req", "span", "parent", "parent_span", "ep", "inst", "src_host",
         "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
         "gen", "status", "finished", "holding", "lb", "lb_idx", "key",
+        "cont", "pkind", "t_proxy", "out_proxy",  # used only on the mesh path (see proxy.py)
     )
 
     def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float):
@@ -112,6 +114,8 @@ class Caller:
         self.network: Network = sim.network
         self.net_enabled: bool = sim.network.enabled
         self.balancers: dict[ServiceRT, tuple[list[Instance], Balancer]] = {}
+        self.mesh: bool = sim.mesh_on  # calls go through proxies (sim.proxy.Proxy)
+        self.proxy: Any = None  # this caller's own proxy (sidecar or node proxy), if any
 
     def _route(self, service: ServiceRT) -> tuple[list[Instance], Balancer]:
         entry = self.balancers[service] = self.sim.make_balancer(self, service)
@@ -131,10 +135,24 @@ class Caller:
             balancer.on_start(idx)
             call.lb = balancer
             call.lb_idx = idx
-        if self.net_enabled:
+        if self.mesh:
+            call.out_proxy = proxy = self.proxy
+            if proxy is not None:
+                proxy.process(call, REQUEST, self._outbound_done, inst.host)
+            else:
+                self._outbound_done(call)
+        elif self.net_enabled:
             self.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
         else:
             inst.arrive(call)
+
+    def _outbound_done(self, call: Call) -> None:
+        """Mesh path: the request left the caller's proxy; cross the network to the callee's proxy."""
+        inst = call.inst
+        if self.net_enabled:
+            self.network.send(self.host, inst.host, inst.inbound, call, self.sim.on_request_dropped)
+        else:
+            inst.inbound(call)
 
 
 class Instance(Caller):
@@ -312,10 +330,29 @@ class Instance(Caller):
                               now, t_arrive - t_send, t_start - t_arrive, call.t_svc - t_start)
         elif self.rec.streaming:
             self.rec.span(call, self.gid, call.ep.gid, now)
-        if self.net_enabled:
+        if self.mesh:
+            if self.proxy is not None:
+                self.proxy.process(call, RESPONSE, self._reply)
+            else:
+                self._reply(call)
+        elif self.net_enabled:
             self.network.send(self.host, call.src_host, call.parent.child_done, call, self.sim.on_reply_dropped)
         else:
             call.parent.child_done(call)
+
+    # -- the mesh path ------------------------------------------------------------
+    def inbound(self, call: Call) -> None:
+        """Mesh path: a request reached this instance's host; its proxy passes it in."""
+        if self.proxy is not None:
+            self.proxy.process(call, REQUEST, self.arrive)
+        else:
+            self.arrive(call)
+
+    def _reply(self, call: Call) -> None:
+        if self.net_enabled:
+            self.network.send(self.host, call.src_host, _reply_arrived, call, self.sim.on_reply_dropped)
+        else:
+            _reply_arrived(call)
 
     # -- faults ------------------------------------------------------------------
     def crash(self) -> None:
@@ -341,6 +378,15 @@ class Instance(Caller):
             return
         self.up = True
         self.up_since = self.env._now
+
+
+def _reply_arrived(call: Call) -> None:
+    """Mesh path: the response reached the caller's host; its proxy passes it back."""
+    proxy = call.out_proxy
+    if proxy is not None:
+        proxy.process(call, RESPONSE, call.parent.child_done)
+    else:
+        call.parent.child_done(call)
 
 
 def _uniform_stream(rng, batch: int = 4096):

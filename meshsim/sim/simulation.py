@@ -18,6 +18,7 @@ from ..scenario.model import Scenario
 from .engine import Call, Caller, EndpointRT, Instance, ServiceRT
 from .kernel import Kernel
 from .network import Network
+from .proxy import Proxy
 from .recorder import Recorder, StreamingRecorder, status_code
 from .workload import ClosedWorkload, OpenWorkload, Workload, arrival_times
 
@@ -70,6 +71,10 @@ class Simulation:
         #: instance gid -> (busy_area, queue_area) at the end of warm-up and when arrivals stop
         self.snapshots: dict[str, dict[int, tuple[float, float]]] = {"warmup": {}, "close": {}}
 
+        mesh = spec["mesh"]
+        self.mesh_on: bool = mesh["mode"] != "none"
+        self.proxies: list[Proxy] = []
+
         # services, endpoints, instances
         self.services: dict[str, ServiceRT] = {}
         self.endpoints: list[EndpointRT] = []
@@ -116,7 +121,31 @@ class Simulation:
                 w = OpenWorkload(*args, times=times)
             self.workloads.append(w)
         self._exhausted = 0
+        if self.mesh_on:
+            self._build_proxies(mesh)
         self.sample_interval: float = m["sample_interval"] or self._default_sample_interval()
+
+    def _build_proxies(self, mesh: dict) -> None:
+        """Sidecars (one per instance and client) or node proxies (one per host)."""
+        from ..distributions import from_spec
+        from ..scenario.spec import MESH_PROFILES
+
+        cfg = dict(mesh)
+        for key, default in MESH_PROFILES[mesh["profile"]].items():
+            if cfg.get(key) is None:
+                cfg[key] = default if key == "workers" else from_spec(default, f"mesh.{key}")
+        callers: list[Caller] = [*self.instances, *(w for w in self.workloads if mesh["client_sidecar"])]
+        if mesh["mode"] == "sidecar":
+            for c in callers:
+                c.proxy = Proxy(self, f"{c.name}-sidecar", c.host, cfg, self.streams)
+                self.proxies.append(c.proxy)
+        else:
+            by_host: dict[str, Proxy] = {}
+            for c in callers:
+                if c.host not in by_host:
+                    by_host[c.host] = Proxy(self, f"{c.host}-node-proxy", c.host, cfg, self.streams)
+                    self.proxies.append(by_host[c.host])
+                c.proxy = by_host[c.host]
 
     # -- ids and hooks used by the engine ------------------------------------
     def next_span(self) -> int:
