@@ -60,7 +60,11 @@ def main() -> int:
             t0 = time.perf_counter()
             if name == "dask":
                 with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, Client(cl) as client:
+                    client.wait_for_workers(2)
+                    timings["dask start-up"] = time.perf_counter() - t0
+                    t1 = time.perf_counter()
                     res = meshsim.sweep(sc, PARAMS, backend="dask", client=client, out=out, **common)
+                    timings["dask sweep only"] = time.perf_counter() - t1
             else:
                 res = meshsim.sweep(sc, PARAMS, backend=name, workers=2, out=out, **common)
             timings[name] = time.perf_counter() - t0
@@ -70,6 +74,7 @@ def main() -> int:
     identical = all(frames[n].equals(frames["serial"]) for n in frames)
     speedup = timings["serial"] / timings["processes"]
     dask_gap = timings["dask"] / timings["processes"] - 1.0
+    dask_sweep_gap = timings["dask sweep only"] / timings["processes"] - 1.0
     lines = [
         "",
         "## Sweeps: 32 points x 3 replications of a 3-tier chain",
@@ -82,14 +87,17 @@ def main() -> int:
         "| backend | wall s | runs / s | speed-up vs serial |",
         "|---|---:|---:|---:|",
     ]
-    for name in ("serial", "processes", "dask"):
-        lines.append(f"| {name} | {timings[name]:.2f} | {96 / timings[name]:.2f} | {timings['serial'] / timings[name]:.2f}x |")
+    for name in ("serial", "processes", "dask", "dask sweep only"):
+        label = {"dask": "dask (incl. cluster start-up)", "dask sweep only": "dask (cluster already running)"}.get(name, name)
+        lines.append(f"| {label} | {timings[name]:.2f} | {96 / timings[name]:.2f} | {timings['serial'] / timings[name]:.2f}x |")
     lines += [
         "",
         f"- Results identical on all three backends: {'yes' if identical else '**NO**'}",
         f"- **{'MET' if speedup >= TARGET_PROCESSES else 'MISSED'}** — process pool >= {TARGET_PROCESSES}x serial: {speedup:.2f}x",
-        f"- **{'MET' if dask_gap <= TARGET_DASK else 'MISSED'}** — Dask LocalCluster within {TARGET_DASK:.0%} of the process pool: "
-        f"{dask_gap:+.1%} (cluster start-up included)",
+        f"- **{'MET' if dask_gap <= TARGET_DASK else 'MISSED'}** — Dask LocalCluster within {TARGET_DASK:.0%} of the process pool, "
+        f"cluster start-up ({timings['dask start-up']:.1f} s) included: {dask_gap:+.1%}; with the cluster already running: "
+        f"{dask_sweep_gap:+.1%}",
+        "- Wall times on this 2-core VM vary by up to 20% between runs even when idle; compare within one run.",
         "",
     ]
     text = "\n".join(lines)
