@@ -148,9 +148,6 @@ class Simulation:
                 c.proxy = by_host[c.host]
 
     # -- ids and hooks used by the engine ------------------------------------
-    def next_span(self) -> int:
-        return next(self.span_ids)
-
     def make_balancer(self, caller: Caller, service: ServiceRT) -> tuple[list[Instance], Balancer]:
         """The caller's own view of ``service`` and its own balancer (``services.<name>.load_balancer``)."""
         from ..core.balancers import Endpoint
