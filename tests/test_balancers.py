@@ -155,8 +155,8 @@ def test_weighted_rr_matches_envoy_unit_test_sequence():
 class _ConstRng:
     """Stands in for the generator: every random value is 1 (Envoy's RoundRobin Seed test)."""
 
-    def integers(self, low, high=None, dtype=None):
-        return 1
+    def integers(self, low, high=None, size=None, dtype=None):
+        return 1 if size is None else np.ones(size, dtype=np.int64)
 
 
 def test_unweighted_rr_seed_sets_start_like_envoy():

@@ -429,6 +429,7 @@ class EnvoyBalancer(Balancer):
         self.overprovisioning_factor = float(overprovisioning_factor)
         # a private stream when none is given: deterministic, never numpy's global state
         self._rand = rng if rng is not None else np.random.default_rng(0)
+        self._buf: list[int] = []  # pre-drawn values for _random
         self.active = [0] * len(eps)
         self.total_active = 0
         self._set_endpoints(eps)
@@ -472,8 +473,16 @@ class EnvoyBalancer(Balancer):
 
     # -- helpers
     def _random(self) -> int:
-        """A 63-bit random value (Envoy draws 64-bit; only residues are used)."""
-        return int(self._rand.integers(0, 1 << 63))
+        """A 63-bit random value (Envoy draws 64-bit; only residues are used).
+
+        Drawn in blocks of 1024 (one numpy call, not one per pick: picks are on
+        the simulator's hot path); a block yields the same values, in the same
+        order, as drawing them one at a time.
+        """
+        buf = self._buf
+        if not buf:
+            buf.extend(reversed(self._rand.integers(0, 1 << 63, size=1024).tolist()))
+        return buf.pop()
 
     def _random64(self) -> int:
         """A full-range 64-bit random value (a ring position must cover the whole ring)."""

@@ -62,7 +62,7 @@ class Call(Carrier):
         "req", "span", "parent", "parent_span", "ep", "inst", "src_host",
         "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
         "gen", "status", "finished", "holding", "lb", "lb_idx", "key",
-        "cont", "pkind", "t_proxy", "out_proxy",  # used only on the mesh path (see proxy.py)
+        "cont", "t_proxy", "out_proxy",  # used only on the mesh path (see proxy.py)
     )
 
     def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float):

@@ -51,42 +51,35 @@ class Proxy:
         self._done_cbs = [self._done]
 
     def process(self, call: Any, kind: int, cont: Callable[[Any], Any], upstream: str | None = None) -> None:
-        """Run one pass of ``call`` through this proxy, then ``cont(call)``."""
-        call.cont = cont
-        call.pkind = kind if upstream is None else (kind, upstream)
-        if self.busy < self.workers:
-            self._start(call)
-        else:
-            self.queue.append(call)
+        """Run one pass of ``call`` through this proxy, then ``cont(call)``.
 
-    def _start(self, call: Any) -> None:
-        now = self.env._now
+        ``upstream`` (outbound requests only) is the host the proxy connects to;
+        a new or idled-out connection adds a handshake to the pass.
+        """
+        call.cont = cont
+        if self.busy >= self.workers:
+            self.queue.append((call, kind, upstream))
+            return
         self.busy += 1
-        kind = call.pkind
-        if kind.__class__ is tuple:  # outbound request: the connection to the upstream host
-            kind, upstream = kind
-            delay = next(self.costs[kind])
-            if self.mtls:
-                last = self.connections.get(upstream)
-                if last is None or now - last > self.idle_timeout:
-                    delay += next(self.handshake)
-                    self.handshakes += 1
-                self.connections[upstream] = now
-        else:
-            delay = next(self.costs[kind])
+        now = self.env._now
+        delay = next(self.costs[kind])
+        if upstream is not None and self.mtls:
+            last = self.connections.get(upstream)
+            if last is None or now - last > self.idle_timeout:
+                delay += next(self.handshake)
+                self.handshakes += 1
+            self.connections[upstream] = now
         call.t_proxy = now
         call.callbacks = self._done_cbs
         heappush(self._heap, (now + delay, NORMAL, next(self._eid), call))
 
     def _done(self, call: Any) -> None:
-        now = self.env._now
         self.passes += 1
-        self.busy_area += now - call.t_proxy
+        self.busy_area += self.env._now - call.t_proxy
+        self.busy -= 1
         if self.queue:
-            self.busy -= 1
-            self._start(self.queue.popleft())
-        else:
-            self.busy -= 1
+            waiting, kind, upstream = self.queue.popleft()
+            self.process(waiting, kind, waiting.cont, upstream)
         cont = call.cont
         call.cont = None
         cont(call)
