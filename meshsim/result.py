@@ -291,9 +291,27 @@ class Result:
                 "passes": int(sum(p["passes"] for p in per)),
                 "handshakes": int(sum(p["handshakes"] for p in per)),
             }
+        if sim.routers:
+            summary["resilience"] = self._resilience_summary()
         for component in sim.components:
             summary[component.name] = component.summary()
         return _clean(summary)
+
+    def _resilience_summary(self) -> dict[str, Any]:
+        """Per target service: what callers' routers did (retries, timeouts, overflows, ejections)."""
+        sim = self._sim
+        out: dict[str, dict[str, Any]] = {}
+        for r in sim.routers:
+            entry = out.setdefault(r.service.name, {"callers": 0})
+            entry["callers"] += 1
+            for k, v in r.summary().items():
+                entry[k] = entry.get(k, 0) + v
+        for entry in out.values():
+            req = entry.get("requests", 0)
+            entry["retry_ratio"] = entry.get("retries", 0) / req if req else 0.0
+        if sim.mesh_events:
+            out["events"] = [{"time_ms": t, "event": e, "caller": c, "instance": i} for t, e, c, i in sim.mesh_events]
+        return out
 
     def _service_summary(self) -> dict[str, Any]:
         sim = self._sim

@@ -94,7 +94,7 @@ def test_load_tracking_balancers_see_every_start_and_end(monkeypatch):
     assert CountingLeastActive.tracks_load and not RoundRobin.tracks_load
     CountingLeastActive.log.clear()
 
-    def make(self, caller, service):
+    def make(self, caller, service, need_health=False):
         view = list(service.instances)
         return view, CountingLeastActive(len(view))
 

@@ -169,6 +169,97 @@ def _check_load_balancer(out: dict, path: str, ctx: Context) -> None:
         ctx.error(f"{path}.load_balancer" + (f".{key}" if key else ""), text[len(key):].strip() if key else text)
 
 
+def _retry_on(v: Any, p: str, c: Context) -> Any:
+    from ..core.resilience import RETRY_ON
+
+    items = [x.strip() for x in v.split(",")] if isinstance(v, str) else v
+    if not isinstance(items, list) or not items or not all(isinstance(x, str) and x for x in items):
+        c.error(p, f"must be a comma-separated list of retry conditions, got {v!r}")
+        return v
+    for x in items:
+        if x not in RETRY_ON:
+            from ..errors import closest
+
+            c.error(p, f"unknown retry condition {x!r}; valid ones are {', '.join(sorted(RETRY_ON))}",
+                    closest(x, sorted(RETRY_ON)))
+    return ",".join(items)
+
+
+def _timeout_or_none(v: Any, p: str, c: Context) -> Any:
+    """A duration; 0, 'none' or 'off' disable the timeout (Envoy and Istio: 0 disables)."""
+    if isinstance(v, str) and v.strip().lower() in ("none", "off", "disabled"):
+        return 0.0
+    return Duration().check(v, p, c)
+
+
+RETRY_BUDGET = Struct(
+    "retry budget",
+    {
+        "percent": Field(Float(min=0.0, max=100.0), default=20.0,
+                         doc="active retries at most this percent of active requests (Envoy default 20)"),
+        "min_concurrency": Field(Int(min=0), default=3, doc="but always allow this many (Envoy default 3)"),
+    },
+    doc="Envoy's retry budget: replaces circuit_breaker.max_retries.",
+)
+
+RETRIES = Struct(
+    "retries",
+    {
+        "attempts": Field(Int(min=0, max=100), default=None,
+                          doc="retries after the first try (Istio's attempts, Envoy's num_retries; istio profile 2)"),
+        "retry_on": Field(Custom("comma-separated retry conditions", _retry_on), default=None,
+                          doc="Envoy retry_on conditions (default Istio's: connect-failure,refused-stream,"
+                              "unavailable,cancelled,retriable-status-codes with 503)"),
+        "retriable_status_codes": Field(ListOf(Int(min=100, max=599)), default=None,
+                                        doc="statuses retried by retriable-status-codes (default [503])"),
+        "per_try_timeout": Field(Custom("duration, or 'none'", _timeout_or_none), default=None,
+                                 doc="timeout of one attempt (default none)"),
+        "backoff": Field(Duration(min_exclusive=0), default=None,
+                         doc="base backoff interval (Envoy 25ms); retries wait uniform [0, base x 2^k)"),
+        "max_backoff": Field(Duration(min_exclusive=0), default=None, doc="backoff cap (Envoy: 10 x base = 250ms)"),
+        "previous_hosts": Field(Bool(), default=None,
+                                doc="retries avoid hosts already tried (Istio: on, 5 selection attempts)"),
+        "budget": Field(RETRY_BUDGET, default=None, doc="retry budget instead of the max_retries breaker"),
+    },
+    doc="Retries of calls to this service, made by the caller's proxy (Envoy's route retry policy).",
+)
+
+CIRCUIT_BREAKER = Struct(
+    "circuit breaker",
+    {
+        "max_connections": Field(Int(min=0), default=None,
+                                 doc="concurrent requests on connections to the service; more wait as pending "
+                                     "(Envoy 1024, Istio unlimited)"),
+        "max_pending_requests": Field(Int(min=0), default=None, doc="requests waiting for a connection (Envoy 1024)"),
+        "max_requests": Field(Int(min=0), default=None, doc="concurrent requests (Envoy 1024)"),
+        "max_retries": Field(Int(min=0), default=None, doc="concurrent retries (Envoy 3)"),
+    },
+    doc="Envoy's cluster circuit breakers, kept by each caller's proxy; an overflow fails at once with 503 (UO).",
+)
+
+OUTLIER_DETECTION = Struct(
+    "outlier detection",
+    {
+        "consecutive_5xx": Field(Int(min=0), default=5, doc="5xx in a row that eject a host (Envoy 5)"),
+        "consecutive_gateway_failure": Field(Int(min=0), default=5, doc="502/503/504 in a row (Envoy 5)"),
+        "enforcing_consecutive_gateway_failure": Field(Float(min=0.0, max=100.0), default=0.0,
+                                                       doc="percent chance those eject (Envoy 0)"),
+        "interval": Field(Duration(min_exclusive=0), default=10_000.0, doc="analysis interval (Envoy 10s)"),
+        "base_ejection_time": Field(Duration(min_exclusive=0), default=30_000.0,
+                                    doc="ejection time, times the number of ejections (Envoy 30s)"),
+        "max_ejection_time": Field(Duration(min_exclusive=0), default=None, doc="cap (Envoy max(300s, base))"),
+        "max_ejection_percent": Field(Float(min=0.0, max=100.0), default=10.0,
+                                      doc="at most this percent of hosts ejected (Envoy 10)"),
+        "enforcing_success_rate": Field(Float(min=0.0, max=100.0), default=None,
+                                        doc="success-rate ejection chance (Envoy 100, Istio 0)"),
+        "success_rate_minimum_hosts": Field(Int(min=0), default=5, doc="(Envoy 5)"),
+        "success_rate_request_volume": Field(Int(min=0), default=100, doc="(Envoy 100)"),
+        "failure_percentage_threshold": Field(Float(min=0.0, max=100.0), default=85.0, doc="(Envoy 85)"),
+        "enforcing_failure_percentage": Field(Float(min=0.0, max=100.0), default=0.0, doc="(Envoy 0)"),
+    },
+    doc="Envoy's outlier detection, run by each caller's proxy over the hosts it sees; on when present.",
+)
+
 SERVICE = Struct(
     "service",
     {
@@ -188,6 +279,21 @@ SERVICE = Struct(
         "calls": Field(ListOf(STEP), default=list, doc="shorthand: calls of the single 'default' endpoint"),
         "endpoints": Field(MapOf(ENDPOINT, "endpoint name"), default=dict, doc="named endpoints"),
         "load_balancer": Field(LOAD_BALANCER, default=dict, doc="how callers choose among its instances"),
+        "timeout": Field(Custom("duration, or 'none'", _timeout_or_none), default=None,
+                         doc="route timeout of calls to this service, retries included (Envoy 15s; Istio and "
+                             "no mesh: none); 0 or 'none' disables"),
+        "retries": Field(RETRIES, default=None, doc="retry policy of calls to this service (default: the mesh "
+                                                    "profile's; no retries without a mesh)"),
+        "circuit_breaker": Field(CIRCUIT_BREAKER, default=None, doc="circuit breakers callers keep for this "
+                                                                     "service (default: the mesh profile's)"),
+        "outlier_detection": Field(OUTLIER_DETECTION, default=None,
+                                   doc="callers eject instances that fail (off unless given)"),
+        "hedge_on_per_try_timeout": Field(Bool(), default=False,
+                                          doc="on a per-try timeout send another attempt and keep the first; the "
+                                              "first good reply wins (Envoy's hedge policy)"),
+        "max_concurrency": Field(Int(min=1), default=None,
+                                 doc="inbound limit: an instance with this many requests in progress rejects more "
+                                     "with 503 (status rejected)"),
     },
     doc="A service: replicas of one program, each a worker pool with a queue.",
     validate=lambda out, path, ctx: (_validate_service(out, path, ctx), _check_load_balancer(out, path, ctx)),

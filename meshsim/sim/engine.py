@@ -28,6 +28,8 @@ from .network import Network
 from .proxy import REQUEST, RESPONSE
 from .recorder import CRASHED, OK, QUEUE_FULL, REFUSED, SPAN_PACK, Recorder, status_code
 
+REJECTED = status_code("rejected")
+
 NAN = float("nan")
 
 
@@ -63,6 +65,7 @@ class Call(Carrier):
         "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
         "gen", "status", "finished", "holding", "lb", "lb_idx", "key",
         "cont", "t_proxy", "out_proxy",  # used only on the mesh path (see proxy.py)
+        "rparent", "flight", "tries", "relayed",  # used only through a router (see router.py)
     )
 
     def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float):
@@ -100,6 +103,7 @@ class Call(Carrier):
                 else:
                     self.inst.finish(self, OK)
         elif self.pending + self.ok < self.need:
+            self.relayed = True  # this call fails because of a downstream call (see router.outcome)
             self.inst.finish(self, child.status)
 
 
@@ -113,12 +117,13 @@ class Caller:
         self.env = sim.kernel.env
         self.network: Network = sim.network
         self.net_enabled: bool = sim.network.enabled
-        self.balancers: dict[ServiceRT, tuple[list[Instance], Balancer]] = {}
+        #: per target service: (view, balancer, router); router is None when no policy can act (fast path)
+        self.balancers: dict[ServiceRT, tuple[list[Instance], Balancer, Any]] = {}
         self.mesh: bool = sim.mesh_on  # calls go through proxies (sim.proxy.Proxy)
         self.proxy: Any = None  # this caller's own proxy (sidecar or node proxy), if any
 
-    def _route(self, service: ServiceRT) -> tuple[list[Instance], Balancer]:
-        entry = self.balancers[service] = self.sim.make_balancer(self, service)
+    def _route(self, service: ServiceRT) -> tuple[list[Instance], Balancer, Any]:
+        entry = self.balancers[service] = self.sim.make_route(self, service)
         return entry
 
     def pick(self, service: ServiceRT) -> Instance:
@@ -128,13 +133,30 @@ class Caller:
 
     def send(self, call: Call, service: ServiceRT) -> None:
         """Pick an instance and send ``call`` to it over the network."""
-        view, balancer = self.balancers.get(service) or self._route(service)
+        view, balancer, router = self.balancers.get(service) or self._route(service)
+        if router is not None:
+            router.send(call)
+            return
         idx = balancer.pick(self.env._now, call.key)
         inst = call.inst = view[idx]
         if balancer.tracks_load:
             balancer.on_start(idx)
             call.lb = balancer
             call.lb_idx = idx
+        if self.mesh:
+            call.out_proxy = proxy = self.proxy
+            if proxy is not None:
+                proxy.process(call, REQUEST, self._outbound_done, inst.host)
+            else:
+                self._outbound_done(call)
+        elif self.net_enabled:
+            self.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
+        else:
+            inst.arrive(call)
+
+    def transmit(self, call: Call) -> None:
+        """Send ``call`` to ``call.inst`` (chosen already): through the proxies, or over the network."""
+        inst = call.inst
         if self.mesh:
             call.out_proxy = proxy = self.proxy
             if proxy is not None:
@@ -167,6 +189,8 @@ class Instance(Caller):
         self.workers: int = spec["workers"]
         self.queue_cap: int | None = spec["queue"]
         self.blocking: bool = spec["semantics"] == "blocking"
+        #: inbound concurrency limit (services.<name>.max_concurrency); beyond it requests are rejected (503)
+        self.max_active: int = spec.get("max_concurrency") or (1 << 62)
         self.busy = 0
         self.queue: deque[Call] = deque()
         self.up = True
@@ -224,6 +248,10 @@ class Instance(Caller):
         if not self.up:
             self.refused += 1
             self.finish(call, REFUSED)
+            return
+        if len(self.active) >= self.max_active:
+            self.rejected += 1
+            self.finish(call, REJECTED)
             return
         self.active[call.span] = call
         if self.busy < self.workers:

@@ -68,6 +68,11 @@ class Simulation:
         self._drain: bool = spec["run"]["drain"]
         self.fault_log: list[tuple[float, str, str]] = []
         self.components: list[Component] = []
+        #: routers (timeouts, retries, breakers, outlier detection) made by callers, and what they did
+        self.routers: list[Any] = []
+        self._policies: dict[tuple, Any] = {}
+        #: (time, event, caller, instance) of outlier ejections and returns
+        self.mesh_events: list[tuple[float, str, str, str]] = []
         #: instance gid -> (busy_area, queue_area) at the end of warm-up and when arrivals stop
         self.snapshots: dict[str, dict[int, tuple[float, float]]] = {"warmup": {}, "close": {}}
 
@@ -148,8 +153,14 @@ class Simulation:
                 c.proxy = by_host[c.host]
 
     # -- ids and hooks used by the engine ------------------------------------
-    def make_balancer(self, caller: Caller, service: ServiceRT) -> tuple[list[Instance], Balancer]:
-        """The caller's own view of ``service`` and its own balancer (``services.<name>.load_balancer``)."""
+    def make_balancer(self, caller: Caller, service: ServiceRT,
+                      need_health: bool = False) -> tuple[list[Instance], Balancer]:
+        """The caller's own view of ``service`` and its own balancer (``services.<name>.load_balancer``).
+
+        ``need_health``: the balancer must know endpoint health (outlier
+        ejections); plain round robin is then Envoy's weighted round robin
+        with equal weights, the same rotation.
+        """
         from ..core.balancers import Endpoint
 
         view = list(service.instances)
@@ -157,10 +168,28 @@ class Simulation:
         lb = service.spec["load_balancer"]
         cls = BALANCERS[lb["policy"]]
         if cls is BALANCERS["round_robin"]:
-            return view, cls(len(view), rng)
+            if not need_health:
+                return view, cls(len(view), rng)
+            cls = BALANCERS["weighted_round_robin"]
         options = {k: v for k, v in lb.items() if k != "policy" and v is not None}
         endpoints = [Endpoint(inst.name, zone=self.hosts[inst.host]) for inst in view]
         return view, cls(endpoints, rng, **options)
+
+    def make_route(self, caller: Caller, service: ServiceRT) -> tuple[list[Instance], Balancer, Any]:
+        """The caller's view, balancer and router (None on the fast path) for calls to ``service``."""
+        from .router import Upstream, route_policy
+
+        profile = self.scenario.spec["mesh"]["profile"] if caller.proxy is not None else None
+        key = (service.name, profile)
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = self._policies[key] = route_policy(service.spec, profile)
+        view, balancer = self.make_balancer(caller, service, need_health=policy.outlier is not None)
+        if policy.simple:
+            return view, balancer, None
+        router = Upstream(caller, service, view, balancer, policy, self)
+        self.routers.append(router)
+        return view, balancer, router
 
     def on_request_dropped(self, call: Call, reason: str) -> None:
         """A call's request message did not reach its instance: it fails at once."""
