@@ -87,7 +87,8 @@ def _rename(d: dict, path: list[str], new: str) -> None:
     node[new] = node.pop(path[-1])
 
 
-SVC_KEYS = "replicas, workers, queue, semantics, placement, zones, service_time, calls, endpoints, load_balancer"
+SVC_KEYS = ("replicas, workers, queue, semantics, placement, zones, service_time, calls, endpoints, load_balancer, "
+            "timeout, retries, circuit_breaker, outlier_detection, hedge_on_per_try_timeout, max_concurrency")
 TOP = "name, description, seed, run, metrics, topology, network, mesh, graph, services, workloads, faults"
 WL_KEYS = ("type, target, endpoint, source, rate, off_rate, on_time, off_time, steps, amplitude, period, phase, "
            "users, think_time, file, column, speedup, timeout, clients")

@@ -227,11 +227,11 @@ RETRIES = Struct(
 CIRCUIT_BREAKER = Struct(
     "circuit breaker",
     {
-        "max_connections": Field(Int(min=0), default=None,
+        "max_connections": Field(Int(min=1), default=None,
                                  doc="concurrent requests on connections to the service; more wait as pending "
                                      "(Envoy 1024, Istio unlimited)"),
         "max_pending_requests": Field(Int(min=0), default=None, doc="requests waiting for a connection (Envoy 1024)"),
-        "max_requests": Field(Int(min=0), default=None, doc="concurrent requests (Envoy 1024)"),
+        "max_requests": Field(Int(min=1), default=None, doc="concurrent requests (Envoy 1024)"),
         "max_retries": Field(Int(min=0), default=None, doc="concurrent retries (Envoy 3)"),
     },
     doc="Envoy's cluster circuit breakers, kept by each caller's proxy; an overflow fails at once with 503 (UO).",

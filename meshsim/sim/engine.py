@@ -359,7 +359,8 @@ class Instance(Caller):
         elif self.rec.streaming:
             self.rec.span(call, self.gid, call.ep.gid, now)
         if self.mesh:
-            if self.proxy is not None:
+            # a crashed instance's proxy sends nothing back: the caller's proxy sees the connection reset
+            if self.proxy is not None and status != CRASHED:
                 self.proxy.process(call, RESPONSE, self._reply)
             else:
                 self._reply(call)
@@ -384,7 +385,12 @@ class Instance(Caller):
 
     # -- faults ------------------------------------------------------------------
     def crash(self) -> None:
-        """Stop: every call queued, in service or waiting downstream fails."""
+        """Stop: every call queued, in service or waiting downstream fails.
+
+        A call in service still has its completion on SimPy's heap (it is its
+        own carrier), so until then it must not ride the heap again: its
+        reset skips the proxy passes (the instance's proxy died with it).
+        """
         if not self.up:
             return
         now = self.env._now
@@ -411,9 +417,9 @@ class Instance(Caller):
 def _reply_arrived(call: Call) -> None:
     """Mesh path: the response reached the caller's host; its proxy passes it back."""
     proxy = call.out_proxy
-    if proxy is not None:
+    if proxy is not None and not (call.status == CRASHED and call.t_svc != call.t_svc):
         proxy.process(call, RESPONSE, call.parent.child_done)
-    else:
+    else:  # no proxy, or a reset of a call whose service completion is still on the heap (see Instance.crash)
         call.parent.child_done(call)
 
 

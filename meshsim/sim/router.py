@@ -293,9 +293,10 @@ class Upstream:
         att.tries = 0
         att.status = status
         att.finished = True
-        if att.rparent is None:  # a retry: the request ends unless other attempts are alive
-            fl = att.flight
+        fl = att.flight
+        if fl is not None:
             fl.atts.remove(att)
+        if att.rparent is None:  # a retry: the request ends unless other attempts are alive
             if not fl.done and not fl.atts and not fl.retry_pending:
                 self._finish(fl, status)
         else:
@@ -380,7 +381,10 @@ class Upstream:
     def _failed(self, fl: Flight, att: Any, out: int | str) -> None:
         retry = self.retry
         retriable = retry is not None and retry.is_retriable(out)
-        allowed = retriable and fl.attempts <= retry.num_retries and self._retry_slot_free()
+        allowed = retriable and fl.attempts <= retry.num_retries
+        if allowed and not self._retry_slot_free():
+            self.stats["retry_overflow"] += 1  # Envoy: upstream_rq_retry_overflow; the response goes back
+            allowed = False
         others = len(fl.atts) + fl.retry_pending
         action = response_action(retriable, allowed, att.span in fl.hedged, others)
         if action == "retry" and self._schedule_retry(fl):

@@ -1,0 +1,342 @@
+"""Timeouts, retries, breakers, outlier detection and hedging on the request path (meshsim.sim.router).
+
+Each behaviour is pinned to a number that does not come from the simulator:
+an exact identity with a run without the feature, a queueing formula
+(Erlang B for a breaker in front of a loss system, Erlang C for requests
+pending on a connection limit, the M/M/1/K fixed point of a retry storm), or
+the order statistics of independent service times (fan-out and hedging), or
+Envoy's documented ejection schedule.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import meshsim
+from meshsim.analytic import erlang_b, mmc
+from meshsim.errors import ScenarioError
+
+
+def _one_service(svc: dict, rate: float, duration: str = "60s", mesh: str = "none", **extra) -> dict:
+    return {
+        "run": {"duration": duration},
+        "network": {"enabled": False},
+        "metrics": {"warmup": "5s", "spans": False},
+        "mesh": {"mode": mesh},
+        "services": {"api": svc},
+        "workloads": {"w": {"rate": rate, "target": "api"}},
+        **extra,
+    }
+
+
+# ---------------------------------------------------------------- retries mask failures
+
+
+def test_istio_retries_hide_a_crashed_instance_from_clients():
+    sc = {
+        "run": {"duration": "20s"}, "metrics": {"warmup": "2s"},
+        "services": {"api": {"replicas": 3, "workers": 4, "service_time": {"dist": "exponential", "mean": "5ms"}}},
+        "workloads": {"w": {"rate": 300, "target": "api"}},
+        "faults": [{"action": "crash", "instance": "api-1", "at": "5s", "until": "15s"}],
+    }
+    plain = meshsim.run(sc, seed=1).summary
+    # without a mesh a third of the requests in the crash window are refused...
+    assert plain["failed_by_reason"]["connection_refused"] == pytest.approx(10 * 300 / 3, rel=0.05)
+    meshed = meshsim.run(dict(sc, mesh={"mode": "sidecar"}), seed=1).summary
+    # ... with Istio's default policy (2 retries on connect-failure, other hosts first) none fail
+    assert meshed["failed"] == 0
+    r = meshed["resilience"]["api"]
+    assert r["retries"] >= plain["failed_by_reason"]["connection_refused"] * 0.95
+
+
+def test_envoy_without_retry_policy_does_not_retry():
+    sc = {
+        "run": {"duration": "10s"}, "metrics": {"warmup": "1s"}, "mesh": {"mode": "sidecar", "profile": "envoy"},
+        "services": {"api": {"replicas": 2, "service_time": {"dist": "exponential", "mean": "2ms"}}},
+        "workloads": {"w": {"rate": 100, "target": "api"}},
+        "faults": [{"action": "crash", "instance": "api-0", "at": "2s"}],
+    }
+    s = meshsim.run(sc, seed=4).summary
+    assert s["resilience"]["api"]["retries"] == 0
+    assert s["failed_by_reason"]["connection_refused"] == pytest.approx(8 * 100 / 2, rel=0.1)
+
+
+# ---------------------------------------------------------------- timeouts
+
+
+def test_route_timeout_fails_exactly_the_requests_that_would_take_longer():
+    # no cancellation reaches the server, so the same requests meet the same service times with and
+    # without the timeout: the timed-out ones are exactly those slower than it in the plain run
+    svc = {"replicas": 2, "workers": 2, "service_time": {"dist": "exponential", "mean": "10ms"}}
+    plain = meshsim.run(_one_service(svc, 300, "30s"), seed=5)
+    timed = meshsim.run(_one_service(dict(svc, timeout="25ms"), 300, "30s"), seed=5)
+    req = plain.requests
+    slow = int((req["latency_ms"][req["arrival_ms"] >= 5000] > 25.0).sum())
+    assert slow > 100
+    assert timed.summary["failed_by_reason"]["timeout"] == slow
+    assert timed.summary["latency_ms"]["max"] <= 25.0
+
+
+# ---------------------------------------------------------------- breakers
+
+
+def test_max_requests_breaker_is_an_erlang_loss_system():
+    # one caller, max_requests k, enough workers for no queueing: overflow probability = Erlang B(k, a)
+    k, mean_ms, rate = 4, 20.0, 150.0
+    a = rate * mean_ms / 1000.0
+    svc = {"replicas": 1, "workers": 64, "service_time": {"dist": "lognormal", "mean": f"{mean_ms}ms", "sigma": 1.0},
+           "circuit_breaker": {"max_requests": k}}
+    s = meshsim.run(_one_service(svc, rate, "200s"), seed=6).summary
+    overflow = s["failed_by_reason"]["overflow"] / s["requests"]
+    assert overflow == pytest.approx(erlang_b(k, a), rel=0.05)  # insensitive to the service distribution
+
+
+def test_connection_limit_queues_pending_requests_like_mmc():
+    # max_connections c with room for every pending request: the caller's pending FIFO makes an M/M/c queue
+    c, mean_ms, rate = 3, 10.0, 240.0
+    svc = {"replicas": 1, "workers": 64, "service_time": {"dist": "exponential", "mean": f"{mean_ms}ms"},
+           "circuit_breaker": {"max_connections": c, "max_pending_requests": 100_000}}
+    s = meshsim.run(_one_service(svc, rate, "300s"), seed=7).summary
+    theory = mmc(rate / 1000.0, 1.0 / mean_ms, c).mean_sojourn
+    assert s["failed"] == 0
+    assert s["latency_ms"]["mean"] == pytest.approx(theory, rel=0.04)
+
+
+def test_inbound_concurrency_limit_rejects_like_erlang_b():
+    c, mean_ms, rate = 5, 10.0, 400.0
+    svc = {"replicas": 1, "workers": 50, "max_concurrency": c,
+           "service_time": {"dist": "exponential", "mean": f"{mean_ms}ms"}}
+    s = meshsim.run(_one_service(svc, rate, "100s"), seed=8).summary
+    assert s["failed_by_reason"]["rejected"] / s["requests"] == pytest.approx(erlang_b(c, rate * mean_ms / 1000), rel=0.05)
+
+
+# ---------------------------------------------------------------- retry storm
+
+
+def _mm1k_block(rho: float, k: int) -> float:
+    return rho**k * (1 - rho) / (1 - rho ** (k + 1))
+
+
+def _storm_fixed_point(rate_per_ms: float, mu: float, k: int, n: int, retries: int) -> tuple[float, float]:
+    """Attempts per request and failure probability when each attempt is blocked independently."""
+    p = 0.5
+    for _ in range(500):
+        apr = sum(p**i for i in range(retries + 1))
+        p = _mm1k_block(rate_per_ms * apr / n / mu, k)
+    return sum(p**i for i in range(retries + 1)), p ** (retries + 1)
+
+
+def _storm(retries: dict, rate: float = 1100.0) -> dict:
+    svc = {"replicas": 4, "workers": 1, "queue": 4, "load_balancer": {"policy": "random"},
+           "service_time": {"dist": "exponential", "mean": "4ms"}, "retries": retries}
+    return _one_service(svc, rate, "120s", mesh="sidecar")
+
+
+@pytest.mark.filterwarnings("ignore::meshsim.errors.ScenarioWarning")
+def test_retry_storm_multiplies_load_as_the_mm1k_fixed_point_predicts():
+    # 4 x M/M/1/5 at offered load 1.1: every rejected attempt (503) is retried up to 3 times
+    s = meshsim.run(_storm({"attempts": 3, "retry_on": "5xx"}), seed=2).summary
+    r = s["resilience"]["db" if "db" in s["resilience"] else "api"]
+    apr, fail = _storm_fixed_point(1.1, 0.25, 5, 4, 3)
+    assert apr == pytest.approx(2.05, abs=0.01)  # retries double the load on an overloaded service
+    assert r["attempts"] / r["requests"] == pytest.approx(apr, rel=0.04)
+    assert s["failed"] / s["requests"] == pytest.approx(fail, rel=0.10)
+    assert s["services"]["api"]["utilisation"] > 0.97
+
+
+@pytest.mark.filterwarnings("ignore::meshsim.errors.ScenarioWarning")
+def test_retry_budget_caps_the_storm():
+    s = meshsim.run(_storm({"attempts": 3, "retry_on": "5xx", "budget": {"percent": 20, "min_concurrency": 3}}),
+                    seed=2).summary
+    r = s["resilience"]["api"]
+    assert r["retry_overflow"] > 1000
+    # retries at most 20% of active requests (and at least 3 at a time): far below the 1.05 extra of the storm
+    assert r["retries"] / r["requests"] < 0.2
+    s_env = meshsim.run(dict(_storm({"attempts": 3, "retry_on": "5xx"}), mesh={"mode": "sidecar", "profile": "envoy"}),
+                        seed=2).summary
+    # Envoy's default retries breaker (3 concurrent retries) caps it too
+    assert s_env["resilience"]["api"]["retry_overflow"] > 0
+    assert s_env["resilience"]["api"]["retries"] / s_env["resilience"]["api"]["requests"] < 0.5
+
+
+# ---------------------------------------------------------------- fan-out tail and hedging
+
+
+def _lognormal_cdf(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:
+    from math import erf
+
+    x = np.asarray(x, dtype=float)
+    out = np.zeros_like(x)
+    pos = x > 0
+    out[pos] = 0.5 * (1 + np.vectorize(erf)((np.log(x[pos]) - mu) / (sigma * math.sqrt(2))))
+    return out
+
+
+def _fanout(width: int, leaf: dict) -> dict:
+    return {
+        "run": {"requests": 40_000},
+        "network": {"enabled": False},
+        "metrics": {"warmup": 0, "spans": False},
+        "services": {
+            "front": {"workers": 1000, "service_time": {"dist": "constant", "value": 0},
+                      "calls": [{"parallel": [{"service": f"leaf{i}"} for i in range(width)]}]},
+            **{f"leaf{i}": {"workers": 1000, "service_time": {"dist": "lognormal", "mean": 10.0 * math.exp(0.32), "sigma": 0.8},
+                            **leaf} for i in range(width)},
+        },
+        "workloads": {"w": {"rate": 200, "target": "front"}},
+    }
+
+
+@pytest.mark.parametrize("width", [1, 10])
+def test_fanout_tail_is_the_max_of_independent_calls(width):
+    s = meshsim.run(_fanout(width, {}), seed=9).summary
+    # P(max <= t) = F(t)^width  ->  p99 = F^-1(0.99^(1/width))
+    q = 0.99 ** (1 / width)
+    from statistics import NormalDist
+
+    theory = 10.0 * math.exp(0.8 * NormalDist().inv_cdf(q))
+    assert s["latency_ms"]["p99"] == pytest.approx(theory, rel=0.05)
+
+
+def test_hedging_cuts_the_fanout_tail_as_order_statistics_predict():
+    width, t0 = 10, 25.0
+    hedged = meshsim.run(_fanout(width, {"retries": {"attempts": 1, "per_try_timeout": f"{t0}ms"},
+                                         "hedge_on_per_try_timeout": True}), seed=9).summary
+    plain = meshsim.run(_fanout(width, {}), seed=9).summary
+    # one leaf call: T = min(X1, t0 + B + X2), B uniform on {0..24} ms (Envoy's first backoff), X lognormal
+    t = np.linspace(0.0, 400.0, 40_001)
+    mu, sigma = math.log(10.0), 0.8
+    surv1 = 1 - _lognormal_cdf(t, mu, sigma)
+    surv2 = np.mean([1 - _lognormal_cdf(t - t0 - b, mu, sigma) for b in range(25)], axis=0)
+    cdf_max = (1 - surv1 * surv2) ** width
+    theory_p99 = float(np.interp(0.99, cdf_max, t))
+    assert hedged["latency_ms"]["p99"] == pytest.approx(theory_p99, rel=0.05)
+    assert hedged["latency_ms"]["p99"] < 0.7 * plain["latency_ms"]["p99"]
+
+
+# ---------------------------------------------------------------- outlier detection
+
+
+def test_outlier_detection_ejects_a_slow_instance_on_envoys_schedule():
+    hosts = {f"h{i}": "z" for i in range(10)}
+    sc = {
+        "run": {"duration": "120s"}, "metrics": {"warmup": 0, "spans": False},
+        "topology": {"regions": {"r": ["z"]}, "hosts": {**hosts, "client": "z"}},
+        "network": {"latency": {"same_zone": {"dist": "constant", "value": 0.1}}},
+        "mesh": {"mode": "sidecar", "profile": "envoy", "request_processing": {"dist": "constant", "value": 0},
+                 "response_processing": {"dist": "constant", "value": 0}, "mtls": False},
+        "services": {"api": {"replicas": 10, "workers": 8, "placement": list(hosts),
+                             "service_time": {"dist": "constant", "value": 1},
+                             "retries": {"attempts": 2, "per_try_timeout": "100ms", "retry_on": "5xx,reset"},
+                             "outlier_detection": {}}},
+        "workloads": {"w": {"rate": 100, "target": "api", "source": "client"}},
+        # from 1 s on, the link to h3 adds 500 ms: api-3 becomes slow, its attempts time out (504)
+        "faults": [{"action": "degrade", "between": ["client", "h3"], "at": "1s",
+                    "extra_latency": {"dist": "constant", "value": 500}}],
+    }
+    res = meshsim.run(sc, seed=10)
+    s = res.summary
+    events = [(e["time_ms"], e["event"]) for e in s["resilience"]["events"] if e["instance"] == "api-3"]
+    kinds = [e for _, e in events]
+    assert kinds[:4] == ["eject", "uneject", "eject", "uneject"]
+    (t1, _), (u1, _), (t2, _), (u2, _) = events[:4]
+    # round robin sends every 10th request to api-3: 5 timeouts need 5 visits (~0.1 s apart) + 100 ms
+    assert 1000 < t1 < 1000 + 5 * 100 + 100 + 100
+    # it returns at the first 10 s interval tick at or after 30 s, then the second ejection lasts 60 s
+    assert t1 + 30_000 <= u1 < t1 + 40_000
+    assert t2 + 60_000 <= u2 < t2 + 70_000
+    assert (u2 - u1) % 10_000 == pytest.approx(0, abs=1e-6)  # both on the detector's interval grid
+    assert s["failed"] == 0  # the retries went elsewhere
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "svc, message",
+    [
+        ({"retries": {"attempts": -1}}, "services.api.retries.attempts: must be an integer >= 0"),
+        ({"retries": {"retry_on": "5xx,conect-failure"}}, "services.api.retries.retry_on: unknown retry condition"),
+        ({"circuit_breaker": {"max_requets": 3}}, "services.api.circuit_breaker.max_requets: unknown key"),
+        ({"outlier_detection": {"max_ejection_percent": 120}}, "services.api.outlier_detection.max_ejection_percent"),
+        ({"timeout": "soon"}, "services.api.timeout"),
+        ({"max_concurrency": 0}, "services.api.max_concurrency: must be an integer >= 1"),
+    ],
+)
+def test_bad_policies_are_scenario_errors(svc, message):
+    base = {"service_time": {"dist": "constant", "value": 1}}
+    with pytest.raises(ScenarioError) as e:
+        meshsim.load_scenario(_one_service({**base, **svc}, 10))
+    assert message in str(e.value)
+    if "conect" in message:
+        assert "connect-failure" in str(e.value)
+
+
+# ---------------------------------------------------------------- invariants
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def _policies(draw):
+    svc: dict = {}
+    if draw(st.booleans()):
+        svc["timeout"] = f"{draw(st.integers(5, 60))}ms"
+    if draw(st.booleans()):
+        r = {"attempts": draw(st.integers(0, 3)), "retry_on": draw(st.sampled_from(["5xx", "connect-failure", "reset,5xx"]))}
+        if draw(st.booleans()):
+            r["per_try_timeout"] = f"{draw(st.integers(3, 30))}ms"
+        if draw(st.booleans()):
+            r["budget"] = {"percent": draw(st.floats(0, 100)), "min_concurrency": draw(st.integers(0, 3))}
+        svc["retries"] = r
+        svc["hedge_on_per_try_timeout"] = draw(st.booleans())
+    if draw(st.booleans()):
+        svc["circuit_breaker"] = {k: draw(st.integers(lo, 6)) for k, lo in
+                                  (("max_connections", 1), ("max_pending_requests", 0), ("max_requests", 1),
+                                   ("max_retries", 0))}
+    if draw(st.booleans()):
+        svc["outlier_detection"] = {"consecutive_5xx": draw(st.integers(1, 5)), "interval": "200ms",
+                                    "base_ejection_time": "300ms", "max_ejection_percent": 50}
+    if draw(st.booleans()):
+        svc["max_concurrency"] = draw(st.integers(1, 4))
+    return svc
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy=_policies(), mesh=st.sampled_from(["none", "sidecar"]), crash=st.booleans(), seed=st.integers(0, 1000))
+def test_every_request_ends_once_and_routers_release_everything(policy, mesh, crash, seed):
+    from meshsim.scenario.load import load_scenario
+    from meshsim.sim.simulation import Simulation
+
+    sc = {
+        "run": {"requests": 400}, "metrics": {"warmup": 0},
+        "mesh": {"mode": mesh},
+        "services": {
+            "front": {"replicas": 2, "workers": 2, "service_time": {"dist": "exponential", "mean": "2ms"},
+                      "calls": [{"parallel": [{"service": "back"}, {"service": "back"}], "wait": 1}]},
+            "back": {"replicas": 3, "workers": 1, "queue": 3, "service_time": {"dist": "exponential", "mean": "4ms"},
+                     **policy},
+        },
+        "workloads": {"w": {"rate": 300, "target": "front"}},
+        "faults": [{"action": "crash", "instance": "back-1", "at": "300ms", "until": "900ms"}] if crash else [],
+    }
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sim = Simulation(load_scenario(sc), seed=seed)
+    sim.run()
+    assert sim.inflight == 0  # every request reported exactly once (a second report would go negative)
+    sim.env.run(until=sim.env.now + 5_000)  # let calls no longer awaited (wait: 1, abandoned attempts) end
+    assert sim.inflight == 0
+    for r in sim.routers:
+        assert r.active == 0 and r.active_retries == 0 and not r.pending
+        st_ = r.stats
+        assert st_["attempts"] <= st_["requests"] + st_["retries"]
+    rec = sim.recorder.columns("r_")
+    assert len(rec["status"]) == 400 and (rec["status"] >= 0).all()
