@@ -9,10 +9,22 @@ from meshsim.experiments.mesh_overhead import ISTIO_ADDED_P90_MS, ISTIO_ADDED_P9
 
 
 def test_istio_profile_reproduces_the_published_overhead():
-    # Istio 1.20: client + server sidecar add 0.228 ms (p90) and 0.304 ms (p99) at 1000 rps
+    # Istio 1.20: client + server sidecar add 0.228 ms (p90) and 0.298 ms (p99) at 1000 rps
     row = overhead(requests=100_000, seed=3)
     assert row["added_p90_ms"] == pytest.approx(ISTIO_ADDED_P90_MS, rel=0.10)
     assert row["added_p99_ms"] == pytest.approx(ISTIO_ADDED_P99_MS, rel=0.10)
+
+
+def test_linkerd_profile_reproduces_its_derived_target():
+    from meshsim.experiments.mesh_overhead import LINKERD_ADDED_P50_MS, LINKERD_ADDED_P90_MS, LINKERD_ADDED_P99_MS
+
+    assert (LINKERD_ADDED_P90_MS, LINKERD_ADDED_P99_MS) == (0.084, 0.109)
+    row = overhead(mesh={"profile": "linkerd"}, requests=100_000, seed=3)
+    assert row["added_p50_ms"] == pytest.approx(LINKERD_ADDED_P50_MS, rel=0.10)
+    assert row["added_p90_ms"] == pytest.approx(LINKERD_ADDED_P90_MS, rel=0.10)
+    assert row["added_p99_ms"] == pytest.approx(LINKERD_ADDED_P99_MS, rel=0.10)
+    istio = overhead(requests=100_000, seed=3)
+    assert row["added_p99_ms"] < 0.5 * istio["added_p99_ms"]
 
 
 def test_no_mesh_is_the_plain_request_path():

@@ -510,17 +510,18 @@ class Upstream:
             self.set_view(self.view)
 
     # ------------------------------------------------------------------ the view
-    def set_view(self, view: list) -> None:
+    def set_view(self, view: list, start_ms: dict[str, float] | None = None) -> None:
         """The instances this caller sees changed (control-plane push) or their health did (ejections)."""
-        from ..core.balancers import Endpoint
-
         self.view = view
         ejected = self._ejected if self.outlier is not None else ()
         if self.outlier is not None:
             self.outlier.set_hosts([i.name for i in view])
+            self._ejected &= {i.name for i in view}
+        if start_ms is not None:
+            self._start_ms = start_ms
         if hasattr(self.balancer, "endpoints"):
-            zone = self.sim.hosts
-            self.balancer.update([Endpoint(i.name, zone=zone[i.host], healthy=i.name not in ejected) for i in view])
+            self.balancer.update(self.sim.endpoints_for(self.caller, self.service, view, ejected,
+                                                        getattr(self, "_start_ms", None)))
         else:
             self.balancer.update(len(view))
 

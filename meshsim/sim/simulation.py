@@ -15,6 +15,7 @@ from ..core import balancers as _envoy_balancers  # noqa: F401 - registers Envoy
 from ..core.selection import BALANCERS, Balancer
 from ..rng import RandomStreams
 from ..scenario.model import Scenario
+from ..scenario.spec import balancer_options
 from .engine import Call, Caller, EndpointRT, Instance, ServiceRT
 from .kernel import Kernel
 from .network import Network
@@ -161,19 +162,41 @@ class Simulation:
         ejections); plain round robin is then Envoy's weighted round robin
         with equal weights, the same rotation.
         """
-        from ..core.balancers import Endpoint
-
         view = list(service.instances)
         rng = self.streams.generator(f"lb/{caller.name}/{service.name}")
         lb = service.spec["load_balancer"]
         cls = BALANCERS[lb["policy"]]
+        options = balancer_options(lb)
         if cls is BALANCERS["round_robin"]:
-            if not need_health:
+            if not need_health and not options and not lb["zone_aware"] and not lb["locality_failover"]:
                 return view, cls(len(view), rng)
-            cls = BALANCERS["weighted_round_robin"]
-        options = {k: v for k, v in lb.items() if k != "policy" and v is not None}
-        endpoints = [Endpoint(inst.name, zone=self.hosts[inst.host]) for inst in view]
-        return view, cls(endpoints, rng, **options)
+            cls = BALANCERS["weighted_round_robin"]  # equal weights: the same rotation, with Envoy's options
+        zone = self.hosts
+        if lb["zone_aware"] and isinstance(caller, Instance):
+            local: dict[str, int] = {}
+            for inst in caller.service.instances:
+                local[zone[inst.host]] = local.get(zone[inst.host], 0) + 1
+            options.update(local_zone=zone[caller.host], local_zone_hosts=local)
+        return view, cls(self.endpoints_for(caller, service, view), rng, **options)
+
+    def endpoints_for(self, caller: Caller, service: ServiceRT, view: list[Instance],
+                      unhealthy: Any = (), start_ms: dict[str, float] | None = None) -> list[Any]:
+        """The balancer endpoints of ``view`` as ``caller`` sees them: zone, locality priority, health, start."""
+        from ..core.balancers import Endpoint
+
+        zone = self.hosts
+        my_zone = zone.get(caller.host)
+        if service.spec["load_balancer"]["locality_failover"]:
+            region = self.scenario.zones()
+            prio = [0 if zone[i.host] == my_zone else 1 if region.get(zone[i.host]) == region.get(my_zone) else 2
+                    for i in view]
+            low = min(prio, default=0)  # no instance in the caller's zone: the levels move up
+            prio = [p - low for p in prio]
+        else:
+            prio = [0] * len(view)
+        starts = start_ms or {}
+        return [Endpoint(i.name, zone=zone[i.host], healthy=i.name not in unhealthy, priority=p,
+                         start_ms=starts.get(i.name)) for i, p in zip(view, prio)]
 
     def make_route(self, caller: Caller, service: ServiceRT) -> tuple[list[Instance], Balancer, Any]:
         """The caller's view, balancer and router (None on the fast path) for calls to ``service``."""
