@@ -36,5 +36,9 @@ def run(
     if not isinstance(scenario, Scenario) or overrides:
         scenario = load_scenario(scenario, overrides)
     sim = Simulation(scenario, seed=seed)
+    if scenario.spec.get("registry") is not None:
+        from .registry.discovery import attach_registry
+
+        attach_registry(sim)
     sim.run()
     return Result(sim)

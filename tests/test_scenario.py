@@ -89,10 +89,10 @@ def _rename(d: dict, path: list[str], new: str) -> None:
 
 SVC_KEYS = ("replicas, workers, queue, semantics, placement, zones, service_time, calls, endpoints, load_balancer, "
             "timeout, retries, circuit_breaker, outlier_detection, hedge_on_per_try_timeout, max_concurrency")
-TOP = "name, description, seed, run, metrics, topology, network, mesh, graph, services, workloads, faults"
+TOP = "name, description, seed, run, metrics, topology, network, mesh, graph, services, workloads, registry, faults"
 WL_KEYS = ("type, target, endpoint, source, rate, off_rate, on_time, off_time, steps, amplitude, period, phase, "
            "users, think_time, file, column, speedup, timeout, clients")
-FAULT_KEYS = "at, until, action, instance, host, between, latency, extra_latency, loss, groups, oneway"
+FAULT_KEYS = "at, until, action, server, instance, host, between, latency, extra_latency, loss, groups, oneway"
 KINDS = "constant, exponential, uniform, normal, lognormal, pareto, empirical, mixture"
 
 BAD: list[tuple[str, Callable[[], dict], list[str]]] = [

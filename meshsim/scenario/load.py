@@ -181,6 +181,11 @@ def load_scenario(
                 fate = "requests will be rejected (queue_full)" if bounded else "its queue will grow without bound"
                 warnings.warn(f"services.{service}: offered utilisation {u:.2f} >= 1; {fate}", ScenarioWarning,
                               stacklevel=2)
+        reg = spec.get("registry")
+        if reg is not None and reg["servers"] % 2 == 0:
+            warnings.warn(f"registry.servers: {reg['servers']} servers tolerate no more failures than "
+                          f"{reg['servers'] - 1} (a majority is {reg['servers'] // 2 + 1}); use an odd number",
+                          ScenarioWarning, stacklevel=2)
         if not spec["network"]["enabled"]:
             for i, f in enumerate(spec["faults"]):
                 if f["action"] in ("degrade", "partition"):
@@ -255,6 +260,15 @@ def _check_references(spec: dict, ctx: Context) -> None:
                       closest(f["instance"], instances))
         if f["host"] is not None and f["host"] not in hosts:
             ctx.error(f"faults[{i}].host", f"unknown host {f['host']!r}", closest(f["host"], hosts))
+        if f.get("server") is not None:
+            reg = spec.get("registry")
+            if reg is None:
+                ctx.error(f"faults[{i}].action", f"{f['action']} needs a registry (add a registry: section)")
+            else:
+                servers = [f"registry-{k}" for k in range(reg["servers"])] + ["leader"]
+                if f["server"] not in servers:
+                    ctx.error(f"faults[{i}].server", f"unknown registry server {f['server']!r}; valid: "
+                              f"{', '.join(servers)}", closest(f["server"], servers))
         for key in ("between", "groups"):
             names = f[key] or []
             flat = [n for g in names for n in (g if isinstance(g, list) else [g])]

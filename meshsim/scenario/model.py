@@ -101,6 +101,13 @@ class Scenario:
                     host = f"h-{sname}-{i}"
                     hosts[host] = z
                     placement[f"{sname}-{i}"] = host
+        reg = self.spec.get("registry")
+        if reg is not None:
+            allowed = reg["zones"] or zones
+            for i in range(reg["servers"]):
+                hosts[f"registry-{i}"] = allowed[i % len(allowed)]
+            if self.spec["mesh"]["mode"] != "none":
+                hosts["control-plane"] = allowed[0]
         for w, wl in self.workloads.items():
             src = wl["source"]
             if src is not None and src in topo["hosts"]:

@@ -487,8 +487,22 @@ TOPOLOGY = Struct(
 def _validate_fault(out: dict, path: str, ctx: Context) -> None:
     action = out["action"]
     target_keys = {"crash": ("instance", "host"), "restart": ("instance", "host"),
-                   "degrade": ("between",), "partition": ("groups",)}[action]
-    given = [k for k in ("instance", "host", "between", "groups") if out.get(k) is not None]
+                   "degrade": ("between",), "partition": ("groups",),
+                   "crash_server": ("server",), "restart_server": ("server",), "slow_disk": ("server",)}[action]
+    given = [k for k in ("instance", "host", "between", "groups", "server") if out.get(k) is not None]
+    if action == "slow_disk" and out.get("latency") is None:
+        ctx.error(f"{path}.latency", "is required for slow_disk: the time of one disk write from then on")
+    if action in ("crash_server", "restart_server", "slow_disk"):
+        if out.get("server") is None:
+            ctx.error(f"{path}.server", f"is required for action {action}")
+        given = [k for k in given if k != "server"]
+        for k in given:
+            ctx.error(f"{path}.{k}", f"does not apply to action {action}")
+        if action == "restart_server" and out.get("until") is not None:
+            ctx.error(f"{path}.until", "does not apply to restart_server")
+        if out.get("until") is not None and out["until"] <= out["at"]:
+            ctx.error(f"{path}.until", f"must be after at ({out['at']}ms), got {out['until']}ms")
+        return
     if action in ("crash", "restart"):
         if len([k for k in given if k in target_keys]) != 1:
             ctx.error(path, f"{action} needs exactly one of instance or host")
@@ -512,12 +526,16 @@ FAULT = Struct(
     {
         "at": Field(Duration(), doc="when the fault starts"),
         "until": Field(Duration(), default=None, doc="when it heals (crash: restart then); default never"),
-        "action": Field(Enum("crash", "restart", "degrade", "partition"), doc="what happens"),
+        "action": Field(Enum("crash", "restart", "degrade", "partition", "crash_server", "restart_server",
+                             "slow_disk"), doc="what happens (*_server, slow_disk: registry servers)"),
+        "server": Field(Str(), default=None,
+                        doc="crash_server/restart_server/slow_disk: a registry server (registry-0, ...) or 'leader' "
+                            "(the leader when the fault fires)"),
         "instance": Field(Str(), default=None, doc="crash/restart: an instance, named service-index, e.g. cart-0"),
         "host": Field(Str(), default=None, doc="crash/restart: a host (all its instances)"),
         "between": Field(ListOf(Str(), min_items=2, max_items=2), default=None,
                          doc="degrade: two hosts, zones or regions"),
-        "latency": Field(Dist(), default=None, doc="degrade: replacement one-way latency"),
+        "latency": Field(Dist(), default=None, doc="degrade: replacement one-way latency; slow_disk: write time"),
         "extra_latency": Field(Dist(), default=None, doc="degrade: latency added on top"),
         "loss": Field(PROBABILITY, default=None, doc="degrade: message loss probability"),
         "groups": Field(ListOf(ListOf(Str(), min_items=1), min_items=2), default=None,
@@ -596,6 +614,23 @@ MESH_PROFILES = {
               "handshake": {"dist": "constant", "value": 1.0}},
 }
 
+CONTROL_PLANE = Struct(
+    "control plane",
+    {
+        "debounce_after": Field(Duration(), default=100.0,
+                                doc="push once no registry change came for this long (Istio PILOT_DEBOUNCE_AFTER 100ms)"),
+        "debounce_max": Field(Duration(min_exclusive=0), default=10_000.0,
+                              doc="but at most this long after the first change (Istio PILOT_DEBOUNCE_MAX 10s)"),
+        "push_latency": Field(Dist(), default=None,
+                              doc="time from a push to a proxy applying it (default exponential, mean 50ms: an "
+                                  "assumption; Istio reports it as pilot_proxy_convergence_time)"),
+        "read_mode": Field(Enum("default", "stale", "consistent"), default="default",
+                           doc="consistency mode of the control plane's watches"),
+    },
+    doc="The control plane (istiod's role): it watches the registry and pushes endpoints to every proxy. Proxies "
+        "route on what they last received.",
+)
+
 MESH = Struct(
     "mesh",
     {
@@ -611,6 +646,8 @@ MESH = Struct(
         "idle_timeout": Field(Duration(min_exclusive=0), default=3_600_000.0,
                               doc="an idle connection closes after this (Envoy's HTTP default 1h)"),
         "client_sidecar": Field(Bool(), default=True, doc="sidecar mode: workload clients have a sidecar too"),
+        "control_plane": Field(CONTROL_PLANE, default=dict,
+                               doc="with a registry: how endpoint updates reach the proxies (istiod's role)"),
     },
     doc="The service mesh's data plane: sidecar or node proxies on every call.",
 )
@@ -634,6 +671,51 @@ GRAPH = Struct(
         "under services override generated ones of the same name.",
 )
 
+HEALTH_CHECK = Struct(
+    "health check",
+    {
+        "type": Field(Enum("probe", "ttl", "none"), default="probe",
+                      doc="probe: the agent calls the instance every interval; ttl: the instance must heartbeat "
+                          "within ttl; none: instances stay passing"),
+        "interval": Field(Duration(min_exclusive=0), default=10_000.0, doc="probe: time between probes (10s)"),
+        "timeout": Field(Duration(min_exclusive=0), default=None,
+                         doc="probe: a probe of a dead instance fails after this (Consul default 10s, capped by "
+                             "the interval)"),
+        "ttl": Field(Duration(min_exclusive=0), default=30_000.0, doc="ttl: critical without a heartbeat for this long"),
+        "failures_before_critical": Field(Int(min=1), default=None, doc="probe: failed probes in a row (Consul 1)"),
+        "success_before_passing": Field(Int(min=1), default=None, doc="probe: good probes in a row (Consul 1)"),
+        "deregister_critical_after": Field(Duration(min_exclusive=0), default=None,
+                                           doc="remove an instance critical this long (off)"),
+    },
+    doc="How each host's agent checks its instances (Consul agent checks).",
+)
+
+REGISTRY = Struct(
+    "registry",
+    {
+        "servers": Field(Int(min=1, max=15), default=3, doc="Raft servers (hosts registry-0, registry-1, ...)"),
+        "zones": Field(ListOf(Str(), min_items=1), default=None, doc="zones the servers spread over (default all)"),
+        "profile": Field(Enum("consul", "etcd", "paper"), default="consul",
+                         doc="Raft timing: consul (hashicorp/raft x raft_multiplier), etcd (100ms/1s), paper"),
+        "raft_multiplier": Field(Int(min=1, max=10), default=None,
+                                 doc="consul profile: timing multiplier (Consul default 5; 1 recommended in production)"),
+        "disk_delay": Field(Dist(), default=None, doc="time of one durable write (fsync) on a server (default 0)"),
+        "health_check": Field(HEALTH_CHECK, default=dict, doc="checks run by the agents"),
+        "anti_entropy": Field(Duration(min_exclusive=0), default=None,
+                              doc="agents' full sync period (default Consul's: 1 min, scaled with cluster size)"),
+        "discovery": Field(Enum("watch", "dns"), default="watch",
+                           doc="callers without a proxy: watch (blocking queries through the host's agent) or "
+                               "dns (lookups cached for dns_ttl)"),
+        "read_mode": Field(Enum("default", "stale", "consistent"), default="default",
+                           doc="consistency mode of callers' watches and lookups"),
+        "dns_ttl": Field(Duration(), default=0.0, doc="dns discovery: cache lifetime (Consul's default TTL 0)"),
+        "duplicate": Field(PROBABILITY, default=0.0, doc="chance that a Raft message is delivered twice"),
+        "reorder": Field(PROBABILITY, default=0.0, doc="chance that a Raft message is held back and overtaken"),
+    },
+    doc="A Consul-like service registry replicated with Raft. When present, agents register every instance and "
+        "run its health check; callers find instances through it (proxies via the control plane).",
+)
+
 SCENARIO = Struct(
     "scenario",
     {
@@ -648,6 +730,7 @@ SCENARIO = Struct(
         "graph": Field(GRAPH, default=None, doc="a generated call graph (adds services svc0, svc1, ...)"),
         "services": Field(MapOf(SERVICE, "service name", min_items=1), doc="the services"),
         "workloads": Field(MapOf(WORKLOAD, "workload name", min_items=1), doc="request sources"),
+        "registry": Field(REGISTRY, default=None, doc="a service registry (off: callers know every instance)"),
         "faults": Field(ListOf(FAULT), default=list, doc="the fault timeline"),
     },
     doc="A whole scenario.",

@@ -241,6 +241,8 @@ class Upstream:
         self.max_retries = b.max_retries
         self.budget = b.retry_budget
         self.needs_flight = self.route_timeout is not None or self.per_try is not None
+        #: discovery by DNS: called with the time before each request (see registry.discovery)
+        self.refresh: Any = None
         self.rng = sim.streams.generator(f"retry/{caller.name}/{service.name}") if self.retry is not None else None
         # counters (Envoy's cluster gauges and stats, per caller)
         self.active = 0
@@ -259,6 +261,8 @@ class Upstream:
     def send(self, call: Any) -> None:
         """Start the request ``call`` (its first attempt is ``call`` itself)."""
         self.stats["requests"] += 1
+        if self.refresh is not None:
+            self.refresh(self.env._now)
         call.rparent = call.parent
         call.parent = self
         call.flight = None
@@ -308,6 +312,11 @@ class Upstream:
         self.stats["attempts"] += 1
         bal = self.balancer
         fl = att.flight
+        if not self.view:  # the registry lists no instance: Envoy's "no healthy upstream"
+            self.active -= 1
+            self.stats["no_healthy"] += 1
+            self._fail_locally(att, NO_HEALTHY)
+            return
         try:
             idx = bal.pick(now, att.key)
             if fl is not None and fl.tried and self.retry.retry_previous_hosts:
@@ -519,6 +528,8 @@ class Upstream:
             self._ejected &= {i.name for i in view}
         if start_ms is not None:
             self._start_ms = start_ms
+        if not view:
+            return  # nothing to balance over: requests fail with no_healthy_upstream until instances return
         if hasattr(self.balancer, "endpoints"):
             self.balancer.update(self.sim.endpoints_for(self.caller, self.service, view, ejected,
                                                         getattr(self, "_start_ms", None)))

@@ -72,6 +72,8 @@ class Simulation:
         #: routers (timeouts, retries, breakers, outlier detection) made by callers, and what they did
         self.routers: list[Any] = []
         self._policies: dict[tuple, Any] = {}
+        #: what keeps callers' views up to date (meshsim.registry.discovery), None: static views
+        self.discovery: Any = None
         #: (time, event, caller, instance) of outlier ejections and returns
         self.mesh_events: list[tuple[float, str, str, str]] = []
         #: instance gid -> (busy_area, queue_area) at the end of warm-up and when arrivals stop
@@ -207,11 +209,14 @@ class Simulation:
         policy = self._policies.get(key)
         if policy is None:
             policy = self._policies[key] = route_policy(service.spec, profile)
+        discovery = self.discovery
         view, balancer = self.make_balancer(caller, service, need_health=policy.outlier is not None)
-        if policy.simple:
+        if policy.simple and discovery is None:
             return view, balancer, None
         router = Upstream(caller, service, view, balancer, policy, self)
         self.routers.append(router)
+        if discovery is not None:  # the view follows the registry (meshsim.registry.discovery)
+            discovery.subscribe(caller, service, router)
         return view, balancer, router
 
     def on_request_dropped(self, call: Call, reason: str) -> None:
@@ -288,6 +293,10 @@ class Simulation:
                 self.kernel.call_at(f["at"], fn, (f, targets))
                 if action == "crash" and f["until"] is not None:
                     self.kernel.call_at(f["until"], self._restart, (f, targets))
+            elif action in ("crash_server", "restart_server", "slow_disk"):
+                self.kernel.call_at(f["at"], self._registry_fault, (f, False))
+                if f["until"] is not None:
+                    self.kernel.call_at(f["until"], self._registry_fault, (f, True))
             else:
                 self.kernel.call_at(f["at"], self._net_fault, (i, f))
                 if f["until"] is not None:
@@ -313,6 +322,12 @@ class Simulation:
         for inst in targets:
             inst.restart()
         self.fault_log.append((self.env._now, "restart", f["instance"] or f["host"]))
+
+    def _registry_fault(self, arg: tuple) -> None:
+        f, undo = arg
+        what = self.discovery.fault(f, undo)
+        if what is not None:
+            self.fault_log.append((self.env._now, what[0], what[1]))
 
     def _net_fault(self, arg: tuple) -> None:
         i, f = arg
