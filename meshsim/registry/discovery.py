@@ -71,6 +71,7 @@ class RegistryDiscovery:
         self.watches: dict[tuple[str, str], Any] = {}
         self.resolvers: dict[str, Any] = {}
         self.updates = 0
+        self._booted = False
         mesh = spec["mesh"]
         self.control_plane = ControlPlane(self, mesh["control_plane"]) if mesh["mode"] != "none" else None
         sim.discovery = self
@@ -154,8 +155,22 @@ class RegistryDiscovery:
             self.watches[key] = client.watch(service.name, lambda now, entries, index: self.apply(subs, service.name,
                                                                                                    entries), mode=mode)
 
+    @property
+    def booted(self) -> bool:
+        """Every instance is in the leader's catalog: the registry has what callers started with.
+
+        Until then answers are partial (agents are still registering) and are not applied."""
+        if not self._booted:
+            lead = self.registry.leader()
+            if lead is not None:
+                cat = self.registry.catalog(lead)
+                self._booted = all(cat.instance(i.name) is not None for i in self.sim.instances)
+        return self._booted
+
     def apply(self, upstreams: list[Any], service: str, entries: tuple) -> None:
         """Point ``upstreams`` at the instances of ``entries`` (passing entries of ``service``)."""
+        if not self.booted:
+            return
         by_name = self.sim.instance_by_name
         view = [by_name[e.id] for e in entries if e.id in by_name]
         view.sort(key=lambda i: i.gid)
@@ -230,10 +245,9 @@ class ControlPlane:
 
     def _changed_cb(self, service: str):
         def changed(now: float, entries: tuple, index: int) -> None:
-            first = service not in self.latest
             self.latest[service] = entries
-            if first:
-                return  # the initial state: what every proxy started with
+            if not self.disc.booted:
+                return  # agents are still registering: proxies keep the full view they started with
             self.dirty.add(service)
             if self.first_change is None:
                 self.first_change = now

@@ -1,0 +1,105 @@
+"""Discovery through the registry on the request path: stale endpoints turn into errors until updates land.
+
+A crashed instance keeps receiving calls until its agent's probe marks it
+critical, the change commits through Raft and reaches callers: directly
+(a watch through the host's agent), after the control plane's debounce and
+push latency (sidecars), or when a DNS answer expires.  The error window is
+pinned against those mechanisms' own numbers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import meshsim
+from meshsim.registry.discovery import attach_registry
+from meshsim.result import Result
+from meshsim.sim.simulation import Simulation
+
+CRASH_MS = 20_000.0
+
+
+def _scenario(mesh: str = "none", **registry) -> dict:
+    return {
+        "run": {"duration": "30s"}, "metrics": {"warmup": 0},
+        "mesh": {"mode": mesh, "profile": "envoy",  # envoy: no retries, so stale endpoints show as errors
+                 "control_plane": {"push_latency": {"dist": "constant", "value": 30}}},
+        "registry": {"servers": 3, "raft_multiplier": 1,
+                     "health_check": {"type": "probe", "interval": "2s", "timeout": "1s"}, **registry},
+        "services": {"api": {"replicas": 3, "workers": 4, "service_time": {"dist": "exponential", "mean": "5ms"}}},
+        "workloads": {"w": {"rate": 300, "target": "api"}},
+        "faults": [{"action": "crash", "instance": "api-1", "at": f"{CRASH_MS}ms"}],
+    }
+
+
+def _run(sc: dict, seed: int = 3):
+    sim = Simulation(meshsim.load_scenario(sc), seed=seed)
+    comp = attach_registry(sim)
+    sim.run()
+    res = Result(sim)
+    req = res.requests
+    refused = req[req["status"] == "connection_refused"]["arrival_ms"]
+    health = comp.registry.frame("health")
+    critical = float(health[(health["instance"] == "api-1") & (health["new"] == "critical")]["time"].iloc[0])
+    return res, comp, refused, critical
+
+
+def test_probe_detects_the_crash_within_interval_plus_timeout():
+    res, comp, refused, critical = _run(_scenario())
+    # the next probe after the crash (interval 2 s) times out after 1 s
+    assert CRASH_MS + 1_000 <= critical <= CRASH_MS + 2_000 + 1_000
+    assert res.summary["registry"]["catalogs_identical"]
+
+
+def test_watch_callers_stop_calling_the_crashed_instance_once_the_change_commits():
+    res, comp, refused, critical = _run(_scenario())
+    assert refused.min() >= CRASH_MS
+    # commit (a few sub-ms network hops) + blocking-query answer: well under 10 ms after the transition
+    assert critical < refused.max() + 10.0 and refused.max() < critical + 10.0
+    # every call to api-1 in that window failed: one third of 300/s
+    assert len(refused) == pytest.approx(100.0 * (critical - CRASH_MS) / 1000.0, rel=0.2)
+
+
+def test_sidecars_route_on_stale_endpoints_until_the_push_lands():
+    res, comp, refused, critical = _run(_scenario("sidecar"))
+    # the control plane waits 100 ms of quiet (debounce), then each proxy applies the push 30 ms later
+    assert critical + 100.0 + 30.0 <= refused.max() + 5.0
+    assert refused.max() < critical + 100.0 + 30.0 + 10.0
+    assert res.summary["registry"]["control_plane"]["pushes"] >= 1
+
+
+def test_dns_callers_keep_a_crashed_instance_up_to_the_ttl():
+    res, comp, refused, critical = _run(_scenario(discovery="dns", dns_ttl="5s"))
+    # answers are cached for 5 s: the last stale call is at most one TTL after the transition
+    assert critical < refused.max() <= critical + 5_000.0 + 10.0
+    assert refused.max() - CRASH_MS > 1_000.0
+
+
+def test_istio_retries_hide_stale_endpoints():
+    sc = _scenario("sidecar")
+    sc["mesh"]["profile"] = "istio"
+    res = meshsim.run(sc, seed=3)
+    assert res.summary["failed_by_reason"].get("connection_refused", 0) == 0
+    assert res.summary["resilience"]["api"]["retries"] > 100
+
+
+def test_bad_registry_input():
+    from meshsim.errors import ScenarioError, ScenarioWarning
+
+    sc = _scenario()
+    sc["registry"]["servers"] = 4
+    with pytest.warns(ScenarioWarning, match="registry.servers: 4 servers"):
+        meshsim.load_scenario(sc)
+    sc = _scenario()
+    sc["registry"]["profile"] = "zookeeper"
+    with pytest.raises(ScenarioError, match="registry.profile"):
+        meshsim.load_scenario(sc)
+    sc = _scenario()
+    sc["faults"].append({"action": "crash_server", "server": "registry-7", "at": "1s"})
+    with pytest.raises(ScenarioError, match=r"faults\[1\].server: unknown registry server"):
+        meshsim.load_scenario(sc)
+    sc = _scenario()
+    del sc["registry"]
+    sc["faults"].append({"action": "crash_server", "server": "leader", "at": "1s"})
+    with pytest.raises(ScenarioError, match="needs a registry"):
+        meshsim.load_scenario(sc)
