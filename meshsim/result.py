@@ -397,6 +397,26 @@ class Result:
         sel = (df["arrival_ms"] >= self._sim.warmup) & (df["status"] == "ok")
         return df["latency_ms"].to_numpy()[sel.to_numpy()]
 
+    def component(self, name: str) -> Any:
+        """A component that ran beside the request path, by name (e.g. ``"registry"``).
+
+        The registry's tables: ``res.component("registry").registry.frame("health")`` (also
+        ``"reads"``, ``"writes"``, ``"watches"``, ``"dns"``), and its Raft cluster's
+        ``.registry.cluster.frame("leader_changes")``.
+        """
+        for c in self._sim.components:
+            if c.name == name:
+                return c
+        names = ", ".join(c.name for c in self._sim.components) or "none"
+        raise KeyError(f"no component {name!r} in this run (components: {names})")
+
+    @property
+    def mesh_events(self) -> pd.DataFrame:
+        """Outlier ejections and returns: time_ms, event, caller, instance."""
+        import pandas as pd
+
+        return pd.DataFrame(self._sim.mesh_events, columns=["time_ms", "event", "caller", "instance"])
+
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.summary, indent=indent)
 
