@@ -771,3 +771,23 @@ def test_update_carries_active_counts_by_name():
     assert lr.active == [1, 0] and lr.total_active == 1
     lr.on_end(0)
     assert lr.active == [0, 0]
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 12), choices=st.integers(2, 4), seed=st.integers(0, 10_000),
+       ops=st.lists(st.booleans(), min_size=1, max_size=300))
+def test_least_request_fast_pick_equals_the_general_path(n, choices, seed, ops):
+    fast = LeastRequest(n, np.random.default_rng(seed), choice_count=choices)
+    slow = LeastRequest(n, np.random.default_rng(seed), choice_count=choices)
+    slow._fast_hosts = None  # force the general path (priority, source, EDF check, unweighted)
+    held = []
+    for t, end in enumerate(ops):
+        a, b = fast.pick(float(t)), slow.pick(float(t))
+        assert a == b
+        fast.on_start(a)
+        slow.on_start(b)
+        held.append(a)
+        if end and held:
+            i = held.pop(0)
+            fast.on_end(i)
+            slow.on_end(i)

@@ -743,6 +743,33 @@ class LeastRequest(_EdfBalancer):
         self.selection_method = selection_method
         super().__init__(endpoints, rng, **kwargs)
 
+    def _rebuild(self) -> None:
+        super()._rebuild()
+        # The common case gets a fast pick with the same draws as the general path: one level, no panic, no
+        # zone routing, equal weights, no slow start, N choices.
+        simple = (len(self._hosts) == 1 and not self.priority_load.panic[0] and self.zone_routing.state == "off"
+                  and self.selection_method == "n_choices" and self.slow_start_window_ms <= 0
+                  and len({e.weight for e in self.endpoints}) == 1 and bool(self._healthy[0]))
+        self._fast_hosts = self._healthy[0] if simple else None
+
+    def pick(self, now_ms: float, key: int | None = None) -> int:
+        hosts = self._fast_hosts
+        if hosts is None:
+            return super().pick(now_ms, key)
+        r = self._random
+        r()  # the priority draw of the general path (one level: always P=0)
+        n = len(hosts)
+        active = self.active
+        best = hosts[r() % n]
+        if self.choice_count == 2:
+            i = hosts[r() % n]
+            return i if active[i] < active[best] else best
+        for _ in range(self.choice_count - 1):
+            i = hosts[r() % n]
+            if active[i] < active[best]:
+                best = i
+        return best
+
     def host_weight(self, i: int) -> float:
         w = float(self.endpoints[i].weight)
         if self.active_request_bias == 1.0:
