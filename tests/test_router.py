@@ -336,7 +336,7 @@ def test_every_request_ends_once_and_routers_release_everything(policy, mesh, cr
     assert sim.inflight == 0
     for r in sim.routers:
         assert r.active == 0 and r.active_retries == 0 and not r.pending
-        st_ = r.stats
+        st_ = r.summary()
         assert st_["attempts"] <= st_["requests"] + st_["retries"]
     rec = sim.recorder.columns("r_")
     assert len(rec["status"]) == 400 and (rec["status"] >= 0).all()

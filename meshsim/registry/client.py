@@ -323,10 +323,11 @@ class Watch:
             self.client.kernel.call_later(self.client.retry_backoff_ms, self._next)
             return
         index = call.index
-        if index < self.index:
+        reset = index < self.index
+        if reset:
             self.index = 0  # went backwards: reset and deliver what we got
         if self.delivered == 0 or index != self.index:
-            first = self.delivered == 0
+            first = self.delivered == 0 or reset  # no commit-to-callback delay for a first or reset answer
             self.index = index
             self.entries = call.entries
             self.delivered += 1

@@ -243,12 +243,19 @@ class Upstream:
         self.needs_flight = self.route_timeout is not None or self.per_try is not None
         #: discovery by DNS: called with the time before each request (see registry.discovery)
         self.refresh: Any = None
+        self.tracks_load = balancer.tracks_load
+        #: nothing but retries can act (Istio's defaults): send and successful replies take a short path;
+        #: cleared when the view follows a registry (it may become empty)
+        self.lean = (not self.needs_flight and policy.outlier is None and b.max_connections >= UINT32_MAX
+                     and b.max_requests >= UINT32_MAX)
         self.rng = sim.streams.generator(f"retry/{caller.name}/{service.name}") if self.retry is not None else None
         # counters (Envoy's cluster gauges and stats, per caller)
         self.active = 0
         self.active_retries = 0
         self.pending: deque = deque()
-        self.stats = dict.fromkeys(("requests", "attempts", "retries", "retry_overflow", "overflow", "pending_overflow",
+        self.n_requests = 0  # hot counters as attributes; the rest in ``stats``
+        self.n_attempts = 0
+        self.stats = dict.fromkeys(("retries", "retry_overflow", "overflow", "pending_overflow",
                                     "timeouts", "per_try_timeouts", "hedges", "ejections", "no_healthy"), 0)
         self.outlier: OutlierDetector | None = None
         if policy.outlier is not None:
@@ -260,7 +267,22 @@ class Upstream:
     # ------------------------------------------------------------------ sending
     def send(self, call: Any) -> None:
         """Start the request ``call`` (its first attempt is ``call`` itself)."""
-        self.stats["requests"] += 1
+        self.n_requests += 1
+        if self.lean:  # no limits, timers or discovery: start the attempt right here
+            call.rparent = call.parent
+            call.parent = self
+            call.flight = None
+            call.tries = 1
+            self.active += 1
+            self.n_attempts += 1
+            bal = self.balancer
+            idx = bal.pick(self.env._now, call.key)
+            if self.tracks_load:
+                bal.on_start(idx)
+            call.lb_idx = idx
+            call.inst = self.view[idx]
+            self.caller.transmit(call)
+            return
         if self.refresh is not None:
             self.refresh(self.env._now)
         call.rparent = call.parent
@@ -309,7 +331,7 @@ class Upstream:
     def _start(self, att: Any) -> None:
         now = self.env._now
         self.active += 1
-        self.stats["attempts"] += 1
+        self.n_attempts += 1
         bal = self.balancer
         fl = att.flight
         if not self.view:  # the registry lists no instance: Envoy's "no healthy upstream"
@@ -360,6 +382,15 @@ class Upstream:
         """An attempt ended (reply, failure or lost message)."""
         if att.tries == 0:
             return  # abandoned earlier: its resources were released then
+        if self.lean and att.status == OK and att.flight is None:  # the common case: a first attempt succeeded
+            att.tries = 0
+            self.active -= 1
+            if self.tracks_load:
+                self.balancer.on_end(att.lb_idx)
+            parent = att.rparent
+            att.rparent = None
+            parent.child_done(att)
+            return
         self._release(att)
         od = self.outlier
         st = att.status
@@ -537,7 +568,7 @@ class Upstream:
             self.balancer.update(len(view))
 
     def summary(self) -> dict[str, int]:
-        return dict(self.stats)
+        return {"requests": self.n_requests, "attempts": self.n_attempts, **self.stats}
 
 
 __all__ = ["NO_HEALTHY", "OVERFLOW", "REJECTED", "Flight", "RoutePolicy", "Upstream", "outcome", "route_policy"]

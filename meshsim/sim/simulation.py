@@ -216,6 +216,7 @@ class Simulation:
         router = Upstream(caller, service, view, balancer, policy, self)
         self.routers.append(router)
         if discovery is not None:  # the view follows the registry (meshsim.registry.discovery)
+            router.lean = False
             discovery.subscribe(caller, service, router)
         return view, balancer, router
 
