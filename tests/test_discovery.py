@@ -103,3 +103,32 @@ def test_bad_registry_input():
     sc["faults"].append({"action": "crash_server", "server": "leader", "at": "1s"})
     with pytest.raises(ScenarioError, match="needs a registry"):
         meshsim.load_scenario(sc)
+
+
+@pytest.mark.parametrize("multiplier", [1, 3])
+def test_a_lost_leader_delays_the_update_until_a_new_one_commits_it(multiplier):
+    sc = _scenario(raft_multiplier=multiplier)
+    sc["faults"].append({"action": "crash_server", "server": "leader", "at": "20500ms"})
+    res, comp, refused, critical = _run(sc)
+    elected = comp.registry.cluster.frame("leader_changes")["time"].iloc[-1]
+    # consul profile: election timeouts from 1000 ms x multiplier, so no leader until well after the check
+    # fired; parked requests are reset to the servers that forwarded them and retried against the new leader
+    assert critical < elected
+    assert elected < refused.max() < elected + 500.0
+    assert res.summary["registry"]["raft"]["leader_changes"] == 2
+    plain = _run(_scenario(raft_multiplier=multiplier))[2]
+    assert refused.max() - plain.max() > 0.5 * (elected - critical)
+
+
+def test_slow_disk_slows_registry_writes():
+    def last_write_ms(sc: dict) -> float:
+        w = _run(sc)[1].registry.frame("writes")
+        return float(w["latency_ms"].iloc[-1])  # the critical transition of api-1 after its crash
+
+    fast = last_write_ms(_scenario())
+    sc = _scenario()
+    sc["faults"] += [{"action": "slow_disk", "server": f"registry-{i}", "at": "10s",
+                      "latency": {"dist": "constant", "value": 40}} for i in range(3)]
+    slow = last_write_ms(sc)
+    # the leader persists the entry before sending it, a follower persists it before acknowledging: 2 x 40 ms
+    assert slow - fast == pytest.approx(80.0, abs=5.0)

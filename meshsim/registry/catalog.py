@@ -126,6 +126,11 @@ class _Cluster(RaftCluster):
         super()._reads(server, ready)
         self.registry._on_reads(server, ready)
 
+    def _event(self, server: RaftServer | None, event: str) -> None:
+        super()._event(server, event)
+        if event == "crash" and server is not None:
+            self.registry._server_crashed(server)
+
 
 def _columns(*names: str) -> dict[str, list]:
     return {n: [] for n in names}
@@ -378,11 +383,39 @@ class Registry:
         st = self._states[server]
         self.network.send(src_host, st.server.host, st.deliver, msg, on_drop)
 
+    def _server_crashed(self, server: RaftServer) -> None:
+        """Requests in flight at a crashed server: their connections break, clients see a reset."""
+        for client in self._clients.values():
+            for call in list(client._pending.values()):
+                if call._inflight and call._server == server.name:
+                    self._send_reset(server.host, client, call.rid, call._inflight)
+        # requests other servers forwarded here: the forwarding server sees the reset and holds them again
+        st = self._states[server.name]
+        parked = [*st.pending_writes.values(), *st.pending_reads.values(), *(rpc for _, rpc in st.index_waiters),
+                  *(w.rpc for ws in st.waiters.values() for w in ws if not w.done)]
+        for rpc in parked:
+            if rpc.path:
+                prev = rpc.path[-1]
+                back = dataclasses.replace(rpc, path=rpc.path[:-1], hops=rpc.hops - 1)
+                self.network.send(server.host, self.cluster.servers[prev].host, self._forward_reset, (prev, back))
+
+    def _forward_reset(self, arg: tuple[str, Rpc]) -> None:
+        name, rpc = arg
+        st = self._state(name)
+        if st.server.node is not None:
+            self._hold(st, rpc)
+
+    def _send_reset(self, server_host: str, client: RegistryClient, rid: int, attempt: int) -> None:
+        self.network.send(server_host, client.host, client._reset, (rid, attempt))
+
     def _serve(self, name: str, rpc: Rpc) -> None:
         st = self._state(name)
         s = st.server
         if s.node is None:
             self.dropped["server_down"] += 1
+            client = self._clients.get(rpc.client)
+            if client is not None:  # the host is up, the process is not: connection refused
+                self._send_reset(s.host, client, rpc.rid, rpc.attempt)
             return
         if rpc.first_seen != rpc.first_seen:  # NaN: first server to see it
             rpc.first_seen = self.kernel.now

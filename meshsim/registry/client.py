@@ -82,7 +82,7 @@ class Call:
     """One client request and, once ``done``, its outcome."""
 
     __slots__ = ("rid", "op", "mode", "service", "command", "invoked", "completed", "done", "ok", "error",
-                 "reply", "attempts", "callback", "deadline", "_rpc", "_inflight")
+                 "reply", "attempts", "callback", "deadline", "_rpc", "_inflight", "_server")
 
     def __init__(self, rid: int, op: str, invoked: float, deadline: float, callback: Callable | None):
         self.rid, self.op, self.invoked, self.deadline, self.callback = rid, op, invoked, deadline, callback
@@ -96,6 +96,7 @@ class Call:
         self.reply: Reply | None = None
         self.attempts = 0
         self._inflight = 0
+        self._server: str | None = None  # the server the attempt in flight went to
         self._rpc: Rpc | None = None
 
     @property
@@ -228,7 +229,7 @@ class RegistryClient:
         rpc.attempt = call.attempts
         msg = Rpc(rpc.rid, rpc.attempt, rpc.op, rpc.client, rpc.command, rpc.service, rpc.mode, rpc.passing_only,
                   rpc.min_index, rpc.wait_ms)
-        server = self.servers[0]
+        server = call._server = self.servers[0]
         timeout = self.attempt_timeout_ms + (rpc.wait_ms * (1 + 1 / 16) if rpc.op == "block" else 0.0)
         self.kernel.call_later(min(timeout, max(call.deadline - self.kernel.now, 0.0)), self._attempt_timeout,
                                (call, call.attempts))
@@ -238,6 +239,13 @@ class RegistryClient:
         call = self._pending.get(msg.rid)
         if call is not None and call._inflight == msg.attempt:
             self._failed_attempt(call, f"request dropped ({reason})")
+
+    def _reset(self, arg: tuple[int, int]) -> None:
+        """The server's host answered an attempt with a connection reset (the server process is down)."""
+        rid, attempt = arg
+        call = self._pending.get(rid)
+        if call is not None and call._inflight == attempt:
+            self._failed_attempt(call, "connection reset (server down)")
 
     def _attempt_timeout(self, arg: tuple[Call, int]) -> None:
         call, attempt = arg
