@@ -133,6 +133,7 @@ class Catalog:
         self._services: dict[str, _Service] = {}
         self._where: dict[str, str] = {}  # instance id -> service
         self._applied = 0
+        self._answers: dict[tuple[str, bool], tuple[int, tuple[ServiceEntry, ...]]] = {}  # query cache
 
     # ------------------------------------------------------------ writes
     @property
@@ -216,10 +217,14 @@ class Catalog:
         svc = self._services.get(service)
         if svc is None:
             return ()
+        # every change of a service moves its index, so an answer stays valid while the index does
+        hit = self._answers.get((service, passing_only))
+        if hit is not None and hit[0] == svc.index:
+            return hit[1]
         entries = (svc.instances[i] for i in sorted(svc.instances))
-        if passing_only:
-            return tuple(e for e in entries if e.status == PASSING)
-        return tuple(entries)
+        out = tuple(e for e in entries if e.status == PASSING) if passing_only else tuple(entries)
+        self._answers[(service, passing_only)] = (svc.index, out)
+        return out
 
     def index(self, service: str) -> int:
         """The service's modify index (0 if it was never registered)."""

@@ -148,6 +148,7 @@ class RaftServer:
         self.incarnation = 0
         self.starts = 0
         self.known_leader: str | None = None
+        self.seen_term = -1  # the node's term when availability was last checked
         self.disk_writes = 0
         self._timer: Timer | None = None
         self._deadline: float | None = None
@@ -220,6 +221,7 @@ class RaftServer:
             rng = _TickRng(rng, self.tick)
         self.node = RaftNode(self.name, c.voters, c.config, rng, persisted=self.persisted)
         self._disk_free = self._out_tail = -_INF
+        self.seen_term = -1
         c._event(self, "start" if self.starts == 0 else "restart")
         self.starts += 1
         self._handle("start", self.node.start(self.clock()))
@@ -605,7 +607,9 @@ class RaftCluster:
             p["commit_time"].append(math.nan)
         for obs in self.observers:
             obs(server, call, ready)
-        self._check_available()
+        if ready.role_changes or node.term != server.seen_term:  # availability can change only then
+            server.seen_term = node.term
+            self._check_available()
 
     def _applied(self, server: RaftServer, entries: list[Entry]) -> None:
         now = self.kernel.now
