@@ -21,6 +21,7 @@ plane) share the same loop and clock.
 from __future__ import annotations
 
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
 import simpy
@@ -72,13 +73,14 @@ class Kernel:
     @property
     def now(self) -> float:
         """Current simulated time in milliseconds."""
-        return self.env.now
+        return self.env._now
 
     def call_later(self, delay_ms: float, fn: Callable[[Any], Any], arg: Any = None) -> Timer:
         """Call ``fn(arg)`` after ``delay_ms``; returns a cancellable Timer."""
         t = Timer(fn, arg)
         t.callbacks = _FIRE
-        self._schedule(t, NORMAL, delay_ms)
+        env = self.env
+        heappush(env._queue, (env._now + delay_ms, NORMAL, next(env._eid), t))  # env.schedule, inlined
         return t
 
     def call_at(self, time_ms: float, fn: Callable[[Any], Any], arg: Any = None) -> Timer:

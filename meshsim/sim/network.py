@@ -16,6 +16,7 @@ With ``network.enabled: false`` delivery is immediate and never fails.
 from __future__ import annotations
 
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
 from ..distributions import Distribution, from_spec
@@ -229,7 +230,8 @@ class Network:
         ev = _Delivery()
         ev.fn, ev.msg, ev.dst, ev.on_drop = fn, msg, dst, on_drop
         ev.callbacks = self._deliver_cbs
-        self.env.schedule(ev, 1, d)
+        env = self.env
+        heappush(env._queue, (env._now + d, 1, next(env._eid), ev))  # env.schedule, inlined
 
     def _deliver(self, ev: _Delivery) -> None:
         if self.host_up[ev.dst]:
