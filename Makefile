@@ -33,11 +33,12 @@ lab: $(VENV)/.stamp-notebooks
 test: $(VENV)/.stamp-dev
 	MPLBACKEND=Agg $(PY) -m pytest -q
 
-## bench: speed and memory against SimPy and Ciw, sweep backends, mesh cost; writes bench/results.md
+## bench: speed and memory against SimPy and Ciw, sweep backends, mesh cost, registry; writes bench/results.md
 bench: $(VENV)/.stamp-dev
 	$(PY) bench/run.py --repeat 3 --markdown bench/results.md
 	$(PY) bench/sweep_bench.py --append bench/results.md
 	$(PY) bench/mesh_bench.py --append bench/results.md
+	$(PY) bench/registry_bench.py --append bench/results.md
 
 ## docs: regenerate the scenario key reference in docs/scenarios.md
 docs: $(VENV)/.stamp-dev
