@@ -85,6 +85,21 @@ class ScenarioBuilder:
     def network(self, **keys: Any) -> ScenarioBuilder:
         return self._section("network", keys)
 
+    def mesh(self, **keys: Any) -> ScenarioBuilder:
+        """``mesh(mode="sidecar", profile="istio", control_plane={"debounce_after": "100ms"})``"""
+        return self._section("mesh", keys)
+
+    def registry(self, **keys: Any) -> ScenarioBuilder:
+        """``registry(servers=3, raft_multiplier=1, health_check={"type": "probe", "interval": "2s"})``
+
+        >>> sc = (ScenarioBuilder().run(duration="5s").registry(servers=5, profile="etcd")
+        ...       .service("web", service_time="1ms", retries={"attempts": 2}, timeout="50ms")
+        ...       .workload("u", rate=10, target="web").build())
+        >>> sc.spec["registry"]["servers"], sc.services["web"]["retries"]["attempts"]
+        (5, 2)
+        """
+        return self._section("registry", keys)
+
     def region(self, name: str, zones: list[str]) -> ScenarioBuilder:
         self.data.setdefault("topology", {}).setdefault("regions", {})[name] = list(zones)
         return self
