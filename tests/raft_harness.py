@@ -441,3 +441,18 @@ def check_safety(cluster: Cluster) -> None:
     committed_entries(cluster.commits)
     check_leader_completeness(cluster.history, cluster.commits)
     check_reads(cluster)
+
+
+def service_beside_servers(name: str, duration: str):
+    """A one-service scenario on host ``app`` with hosts h0, h1, h2 free for Raft servers (1 ms links)."""
+    from meshsim.scenario.load import load_scenario
+
+    return load_scenario({
+        "name": name,
+        "run": {"duration": duration},
+        "topology": {"regions": {"r": ["z"]}, "hosts": {"h0": "z", "h1": "z", "h2": "z", "app": "z"}},
+        "network": {"latency": {"same_zone": {"dist": "constant", "value": 1.0}}},
+        "services": {"web": {"replicas": 1, "workers": 4, "placement": ["app"],
+                             "service_time": {"dist": "exponential", "mean": "2ms"}}},
+        "workloads": {"users": {"type": "poisson", "rate": "50/s", "target": "web"}},
+    })

@@ -363,18 +363,11 @@ def test_as_delay_and_network_helpers():
 
 def test_runs_inside_a_simulation_as_a_component():
     from meshsim.result import Result
-    from meshsim.scenario.load import load_scenario
     from meshsim.sim.simulation import Simulation
 
-    scenario = load_scenario({
-        "name": "raft-beside-a-service",
-        "run": {"duration": "3s"},
-        "topology": {"regions": {"r": ["z"]}, "hosts": {"h0": "z", "h1": "z", "h2": "z", "app": "z"}},
-        "network": {"latency": {"same_zone": {"dist": "constant", "value": 1.0}}},
-        "services": {"web": {"replicas": 1, "workers": 4, "placement": ["app"],
-                             "service_time": {"dist": "exponential", "mean": "2ms"}}},
-        "workloads": {"users": {"type": "poisson", "rate": "50/s", "target": "web"}},
-    })
+    from raft_harness import service_beside_servers
+
+    scenario = service_beside_servers("raft-beside-a-service", "3s")
     sim = Simulation(scenario, seed=3)
     cluster = sim.attach(RaftCluster(sim, servers=["h0", "h1", "h2"], config=PAPER))
     sim.kernel.call_at(1_000.0, lambda _a: cluster.propose("from-sim"))

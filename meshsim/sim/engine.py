@@ -143,16 +143,10 @@ class Caller:
             balancer.on_start(idx)
             call.lb = balancer
             call.lb_idx = idx
-        if self.mesh:
-            call.out_proxy = proxy = self.proxy
-            if proxy is not None:
-                proxy.process(call, REQUEST, self._outbound_done, inst.host)
-            else:
-                self._outbound_done(call)
-        elif self.net_enabled:
+        if self.net_enabled and not self.mesh:  # the plain path, inlined
             self.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
         else:
-            inst.arrive(call)
+            self.transmit(call)
 
     def transmit(self, call: Call) -> None:
         """Send ``call`` to ``call.inst`` (chosen already): through the proxies, or over the network."""
