@@ -46,8 +46,10 @@ def test_istio_retries_hide_a_crashed_instance_from_clients():
     # without a mesh a third of the requests in the crash window are refused...
     assert plain["failed_by_reason"]["connection_refused"] == pytest.approx(10 * 300 / 3, rel=0.05)
     meshed = meshsim.run(dict(sc, mesh={"mode": "sidecar"}), seed=1).summary
-    # ... with Istio's default policy (2 retries on connect-failure, other hosts first) none fail
-    assert meshed["failed"] == 0
+    # ... with Istio's default policy (2 retries on connect-failure, other hosts first) almost none fail.
+    # Not quite none: Istio balances by least request, and a host that refuses at once always looks idle, so a
+    # retry's host choice (5 tries to avoid hosts already tried) can land on it again.
+    assert meshed["failed"] <= 0.01 * plain["failed_by_reason"]["connection_refused"]
     r = meshed["resilience"]["api"]
     assert r["retries"] >= plain["failed_by_reason"]["connection_refused"] * 0.95
 

@@ -131,9 +131,11 @@ POLICIES = ("round_robin", "weighted_round_robin", "random", "least_request", "r
 LOAD_BALANCER = Struct(
     "load_balancer",
     {
-        "policy": Field(Enum(*POLICIES), default="round_robin",
+        "policy": Field(Enum(*POLICIES), default=None,
                         doc="how each caller picks an instance of this service (Envoy's algorithms); every caller "
-                            "keeps its own view and its own active-request counts"),
+                            "(node mode: every node proxy) keeps its own view and active-request counts. Default: "
+                            "least_request for callers with an istio-profile proxy (Istio's default since 1.14), "
+                            "round_robin otherwise (Envoy's default)"),
         "choice_count": Field(Int(min=2), default=None, doc="least_request: endpoints sampled per pick (Envoy default 2)"),
         "active_request_bias": Field(Float(min=0.0), default=None,
                                      doc="least_request with unequal weights: weight / (active + 1)^bias (default 1.0)"),
@@ -185,9 +187,10 @@ def _check_load_balancer(out: dict, path: str, ctx: Context) -> None:
     from ..core.balancers import BALANCERS  # noqa: F401 - registers Envoy's policies
 
     options = balancer_options(lb)
+    policy = lb["policy"] or "round_robin"
     # plain round robin is Envoy's weighted round robin with equal weights once any Envoy option is set
-    plain = lb["policy"] == "round_robin" and not options and not lb["zone_aware"] and not lb["locality_failover"]
-    cls = BALANCERS[lb["policy"] if plain or lb["policy"] != "round_robin" else "weighted_round_robin"]
+    plain = policy == "round_robin" and not options and not lb["zone_aware"] and not lb["locality_failover"]
+    cls = BALANCERS[policy if plain or policy != "round_robin" else "weighted_round_robin"]
     if lb["zone_aware"]:
         options.update(local_zone="z", local_zone_hosts={"z": 1})
     try:
@@ -196,7 +199,8 @@ def _check_load_balancer(out: dict, path: str, ctx: Context) -> None:
         bad = str(e).split("'")[1] if "'" in str(e) else str(e)
         bad = {v: k for k, v in _LB_RENAMES.items()}.get(bad, bad)
         bad = "zone_aware" if bad in ("local_zone", "local_zone_hosts") else bad
-        ctx.error(f"{path}.load_balancer.{bad}", f"does not apply to policy {lb['policy']}")
+        ctx.error(f"{path}.load_balancer.{bad}", f"does not apply to policy {policy}"
+                  + ("" if lb["policy"] else " (the default; set load_balancer.policy)"))
     except ValueError as e:
         text = str(e)
         key = next((k for k in options if text.startswith(k)), None)

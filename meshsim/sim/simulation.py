@@ -72,6 +72,7 @@ class Simulation:
         #: routers (timeouts, retries, breakers, outlier detection) made by callers, and what they did
         self.routers: list[Any] = []
         self._policies: dict[tuple, Any] = {}
+        self._shared_routes: dict[tuple, tuple] = {}
         #: what keeps callers' views up to date (meshsim.registry.discovery), None: static views
         self.discovery: Any = None
         #: (time, event, caller, instance) of outlier ejections and returns
@@ -167,8 +168,12 @@ class Simulation:
         view = list(service.instances)
         rng = self.streams.generator(f"lb/{caller.name}/{service.name}")
         lb = service.spec["load_balancer"]
-        cls = BALANCERS[lb["policy"]]
+        istio = caller.proxy is not None and self.scenario.spec["mesh"]["profile"] == "istio"
+        cls = BALANCERS[lb["policy"] or ("least_request" if istio else "round_robin")]
         options = balancer_options(lb)
+        if istio and service.spec["outlier_detection"] is not None and lb["healthy_panic_threshold"] is None:
+            # Istio writes the DestinationRule's minHealthPercent (default 0: no panic) as the panic threshold
+            options["healthy_panic_threshold"] = 0.0
         if cls is BALANCERS["round_robin"]:
             if not need_health and not options and not lb["zone_aware"] and not lb["locality_failover"]:
                 return view, cls(len(view), rng)
@@ -202,7 +207,7 @@ class Simulation:
 
     def make_route(self, caller: Caller, service: ServiceRT) -> tuple[list[Instance], Balancer, Any]:
         """The caller's view, balancer and router (None on the fast path) for calls to ``service``."""
-        from .router import Upstream, route_policy
+        from .router import route_policy
 
         profile = self.scenario.spec["mesh"]["profile"] if caller.proxy is not None else None
         key = (service.name, profile)
@@ -210,6 +215,20 @@ class Simulation:
         if policy is None:
             policy = self._policies[key] = route_policy(service.spec, profile)
         discovery = self.discovery
+        shared = None
+        if caller.proxy is not None and self.scenario.spec["mesh"]["mode"] == "node":
+            # one node proxy serves every caller on its host: one view, balancer and set of breakers for all
+            shared = (caller.proxy, service.name)
+            if shared in self._shared_routes:
+                return self._shared_routes[shared]
+        entry = self._new_route(caller, service, policy, discovery)
+        if shared is not None:
+            self._shared_routes[shared] = entry
+        return entry
+
+    def _new_route(self, caller: Caller, service: ServiceRT, policy: Any, discovery: Any) -> tuple:
+        from .router import Upstream
+
         view, balancer = self.make_balancer(caller, service, need_health=policy.outlier is not None)
         if policy.simple and discovery is None:
             return view, balancer, None
