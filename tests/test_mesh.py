@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 import meshsim
@@ -67,6 +69,14 @@ def test_node_proxies_are_shared_per_host():
     # every call passes its caller's proxy and its callee's proxy twice, even when both are one node proxy
     assert side["passes"] == node["passes"] == 4000 * 2 * 4
     assert node["mean_utilisation"] > side["mean_utilisation"]
+    # like one Envoy, a node proxy keeps one view of each upstream for every caller on its host
+    packed = copy.deepcopy(base)
+    packed["services"]["a"]["placement"] = ["h1", "h1"]
+    side_r = meshsim.run(dict(packed, mesh={"mode": "sidecar"}), seed=1).summary["resilience"]
+    node_r = meshsim.run(dict(packed, mesh={"mode": "node"}), seed=1).summary["resilience"]
+    assert side_r["b"]["callers"] == 2  # a-0's and a-1's sidecars, each with its own balancer
+    assert node_r["b"]["callers"] == 1  # h1's node proxy, shared by a-0 and a-1
+    assert node_r["b"]["requests"] == side_r["b"]["requests"] == 4000
 
 
 def test_connections_are_reused_until_idle():
