@@ -309,9 +309,10 @@ def _policies(draw):
     return svc
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(policy=_policies(), mesh=st.sampled_from(["none", "sidecar"]), crash=st.booleans(), seed=st.integers(0, 1000))
-def test_every_request_ends_once_and_routers_release_everything(policy, mesh, crash, seed):
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(policy=_policies(), mesh=st.sampled_from(["none", "sidecar", "node"]), crash=st.booleans(),
+       registry=st.booleans(), seed=st.integers(0, 1000))
+def test_every_request_ends_once_and_routers_release_everything(policy, mesh, crash, registry, seed):
     from meshsim.scenario.load import load_scenario
     from meshsim.sim.simulation import Simulation
 
@@ -327,11 +328,18 @@ def test_every_request_ends_once_and_routers_release_everything(policy, mesh, cr
         "workloads": {"w": {"rate": 300, "target": "front"}},
         "faults": [{"action": "crash", "instance": "back-1", "at": "300ms", "until": "900ms"}] if crash else [],
     }
+    if registry:  # views follow the registry: a probe every 200 ms, Raft with the paper's 150-300 ms timeouts
+        sc["registry"] = {"servers": 3, "profile": "paper",
+                          "health_check": {"type": "probe", "interval": "200ms", "timeout": "50ms"}}
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sim = Simulation(load_scenario(sc), seed=seed)
+    if registry:
+        from meshsim.registry.discovery import attach_registry
+
+        attach_registry(sim)
     sim.run()
     assert sim.inflight == 0  # every request reported exactly once (a second report would go negative)
     sim.env.run(until=sim.env.now + 5_000)  # let calls no longer awaited (wait: 1, abandoned attempts) end

@@ -65,7 +65,7 @@ class Call(Carrier):
         "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
         "gen", "status", "finished", "holding", "lb", "lb_idx", "key",
         "cont", "t_proxy", "out_proxy",  # used only on the mesh path (see proxy.py)
-        "rparent", "flight", "tries", "relayed",  # used only through a router (see router.py)
+        "rparent", "flight", "tries", "relayed", "lb_gen",  # used only through a router (see router.py)
     )
 
     def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float):
@@ -411,9 +411,11 @@ class Instance(Caller):
 def _reply_arrived(call: Call) -> None:
     """Mesh path: the response reached the caller's host; its proxy passes it back."""
     proxy = call.out_proxy
-    if proxy is not None and not (call.status == CRASHED and call.t_svc != call.t_svc):
+    # started but never served: a reset of a call whose service completion is still on the heap (see
+    # Instance.crash).  Not told by its status, which a router may have changed since (a timeout).
+    if proxy is not None and not (call.t_svc != call.t_svc and call.t_start == call.t_start):
         proxy.process(call, RESPONSE, call.parent.child_done)
-    else:  # no proxy, or a reset of a call whose service completion is still on the heap (see Instance.crash)
+    else:
         call.parent.child_done(call)
 
 

@@ -244,6 +244,9 @@ class Upstream:
         #: discovery by DNS: called with the time before each request (see registry.discovery)
         self.refresh: Any = None
         self.tracks_load = balancer.tracks_load
+        #: bumped by every view change: an attempt's balancer index is valid only in its own generation
+        self.gen = 0
+        self._pos: dict[str, int] = {}
         #: nothing but retries can act (Istio's defaults): send and successful replies take a short path;
         #: cleared when the view follows a registry (it may become empty)
         self.lean = (not self.needs_flight and policy.outlier is None and b.max_connections >= UINT32_MAX
@@ -280,6 +283,7 @@ class Upstream:
             if self.tracks_load:
                 bal.on_start(idx)
             call.lb_idx = idx
+            call.lb_gen = self.gen
             call.inst = self.view[idx]
             self.caller.transmit(call)
             return
@@ -360,14 +364,24 @@ class Upstream:
         if bal.tracks_load:
             bal.on_start(idx)
         att.lb_idx = idx
+        att.lb_gen = self.gen
         att.inst = self.view[idx]
         self.caller.transmit(att)
+
+    def _lb_end(self, att: Any) -> None:
+        """The balancer's active count of the attempt's instance goes down (found by name after a view change)."""
+        if att.lb_gen == self.gen:
+            self.balancer.on_end(att.lb_idx)
+            return
+        idx = self._pos.get(att.inst.name)
+        if idx is not None:  # else the instance left the view, and its count with it
+            self.balancer.on_end(idx)
 
     def _release(self, att: Any) -> None:
         """The attempt no longer holds a request slot (it ended or was abandoned)."""
         self.active -= 1
-        if self.balancer.tracks_load:
-            self.balancer.on_end(att.lb_idx)
+        if self.tracks_load:
+            self._lb_end(att)
         if att.tries > 1:
             self.active_retries -= 1
         att.tries = 0
@@ -386,7 +400,7 @@ class Upstream:
             att.tries = 0
             self.active -= 1
             if self.tracks_load:
-                self.balancer.on_end(att.lb_idx)
+                self._lb_end(att)
             parent = att.rparent
             att.rparent = None
             parent.child_done(att)
@@ -524,6 +538,8 @@ class Upstream:
 
     # ------------------------------------------------------------------ outlier detection
     def _outlier_record(self, host: str, result: int | str) -> None:
+        if self.gen and host not in self._pos:
+            return  # the instance left the view while the attempt was out: the detector forgot it
         events = self.outlier.record(host, result, self.env._now)
         if events:
             self._apply_outlier(events)
@@ -553,6 +569,8 @@ class Upstream:
     def set_view(self, view: list, start_ms: dict[str, float] | None = None) -> None:
         """The instances this caller sees changed (control-plane push) or their health did (ejections)."""
         self.view = view
+        self.gen += 1
+        self._pos = {inst.name: i for i, inst in enumerate(view)}
         ejected = self._ejected if self.outlier is not None else ()
         if self.outlier is not None:
             self.outlier.set_hosts([i.name for i in view])
