@@ -323,7 +323,7 @@ def test_every_request_ends_once_and_routers_release_everything(policy, mesh, cr
             "front": {"replicas": 2, "workers": 2, "service_time": {"dist": "exponential", "mean": "2ms"},
                       "calls": [{"parallel": [{"service": "back"}, {"service": "back"}], "wait": 1}]},
             "back": {"replicas": 3, "workers": 1, "queue": 3, "service_time": {"dist": "exponential", "mean": "4ms"},
-                     **policy},
+                     "load_balancer": {"policy": "least_request"}, **policy},
         },
         "workloads": {"w": {"rate": 300, "target": "front"}},
         "faults": [{"action": "crash", "instance": "back-1", "at": "300ms", "until": "900ms"}] if crash else [],
@@ -346,6 +346,8 @@ def test_every_request_ends_once_and_routers_release_everything(policy, mesh, cr
     assert sim.inflight == 0
     for r in sim.routers:
         assert r.active == 0 and r.active_retries == 0 and not r.pending
+        if r.tracks_load:  # the balancer's own active-request counts came back to zero too
+            assert sum(r.balancer.active) == 0, r.balancer.active
         st_ = r.summary()
         assert st_["attempts"] <= st_["requests"] + st_["retries"]
     rec = sim.recorder.columns("r_")
