@@ -413,7 +413,7 @@ def _reply_arrived(call: Call) -> None:
     proxy = call.out_proxy
     # started but never served: a reset of a call whose service completion is still on the heap (see
     # Instance.crash).  Not told by its status, which a router may have changed since (a timeout).
-    if proxy is not None and not (call.t_svc != call.t_svc and call.t_start == call.t_start):
+    if proxy is not None and (call.t_svc == call.t_svc or call.t_start != call.t_start):
         proxy.process(call, RESPONSE, call.parent.child_done)
     else:
         call.parent.child_done(call)

@@ -63,7 +63,7 @@ class Proxy:
         self.busy += 1
         now = self.env._now
         delay = next(self.costs[kind])
-        if upstream is not None and self.mtls:
+        if self.mtls and upstream is not None:
             last = self.connections.get(upstream)
             if last is None or now - last > self.idle_timeout:
                 delay += next(self.handshake)

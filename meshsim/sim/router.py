@@ -400,7 +400,10 @@ class Upstream:
             att.tries = 0
             self.active -= 1
             if self.tracks_load:
-                self._lb_end(att)
+                if att.lb_gen == self.gen:
+                    self.balancer.on_end(att.lb_idx)
+                else:
+                    self._lb_end(att)
             parent = att.rparent
             att.rparent = None
             parent.child_done(att)
