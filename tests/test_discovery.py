@@ -12,36 +12,21 @@ from __future__ import annotations
 import pytest
 
 import meshsim
-from meshsim.registry.discovery import attach_registry
-from meshsim.result import Result
-from meshsim.sim.simulation import Simulation
+from meshsim.experiments.failure_modes import run_stale_endpoints, stale_endpoints, stale_endpoints_scenario
 
 CRASH_MS = 20_000.0
 
 
 def _scenario(mesh: str = "none", **registry) -> dict:
-    return {
-        "run": {"duration": "30s"}, "metrics": {"warmup": 0},
-        "mesh": {"mode": mesh, "profile": "envoy",  # envoy: no retries, so stale endpoints show as errors
-                 "control_plane": {"push_latency": {"dist": "constant", "value": 30}}},
-        "registry": {"servers": 3, "raft_multiplier": 1,
-                     "health_check": {"type": "probe", "interval": "2s", "timeout": "1s"}, **registry},
-        "services": {"api": {"replicas": 3, "workers": 4, "service_time": {"dist": "exponential", "mean": "5ms"}}},
-        "workloads": {"w": {"rate": 300, "target": "api"}},
-        "faults": [{"action": "crash", "instance": "api-1", "at": f"{CRASH_MS}ms"}],
-    }
+    """Envoy's profile (no retries), so stale endpoints show as errors; ``registry`` keys override."""
+    sc = stale_endpoints_scenario("sidecar" if mesh == "sidecar" else "watch", crash_ms=CRASH_MS)
+    sc["registry"].update(registry)
+    return sc
 
 
 def _run(sc: dict, seed: int = 3):
-    sim = Simulation(meshsim.load_scenario(sc), seed=seed)
-    comp = attach_registry(sim)
-    sim.run()
-    res = Result(sim)
-    req = res.requests
-    refused = req[req["status"] == "connection_refused"]["arrival_ms"]
-    health = comp.registry.frame("health")
-    critical = float(health[(health["instance"] == "api-1") & (health["new"] == "critical")]["time"].iloc[0])
-    return res, comp, refused, critical
+    out = run_stale_endpoints(sc, seed)
+    return out["result"], out["component"], out["refused_ms"], out["critical_ms"]
 
 
 def test_probe_detects_the_crash_within_interval_plus_timeout():
@@ -132,3 +117,12 @@ def test_slow_disk_slows_registry_writes():
     slow = last_write_ms(sc)
     # the leader persists the entry before sending it, a follower persists it before acknowledging: 2 x 40 ms
     assert slow - fast == pytest.approx(80.0, abs=5.0)
+
+
+def test_stale_endpoints_table_for_notebooks():
+    t = stale_endpoints().set_index("discovery")
+    assert list(t.index) == ["watch", "sidecar", "dns"]
+    # the later the update lands, the more calls the crashed instance refuses
+    assert t.loc["watch", "refused"] < t.loc["sidecar", "refused"] < t.loc["dns", "refused"]
+    delay = t["last_refused_after_ms"] - t["critical_after_ms"]
+    assert delay["watch"] < 10 and 130 <= delay["sidecar"] + 5 and delay["dns"] <= 5_010

@@ -11,13 +11,22 @@ Envoy's documented ejection schedule.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
-import numpy as np
 import pytest
 
 import meshsim
 from meshsim.analytic import erlang_b, mmc
 from meshsim.errors import ScenarioError
+from meshsim.experiments.failure_modes import (
+    fanout_p99_theory,
+    fanout_scenario,
+    fanout_tail,
+    outlier_ejection,
+    retry_storm,
+    retry_storm_scenario,
+    storm_fixed_point,
+)
 
 
 def _one_service(svc: dict, rate: float, duration: str = "60s", mesh: str = "none", **extra) -> dict:
@@ -118,31 +127,12 @@ def test_inbound_concurrency_limit_rejects_like_erlang_b():
 # ---------------------------------------------------------------- retry storm
 
 
-def _mm1k_block(rho: float, k: int) -> float:
-    return rho**k * (1 - rho) / (1 - rho ** (k + 1))
-
-
-def _storm_fixed_point(rate_per_ms: float, mu: float, k: int, n: int, retries: int) -> tuple[float, float]:
-    """Attempts per request and failure probability when each attempt is blocked independently."""
-    p = 0.5
-    for _ in range(500):
-        apr = sum(p**i for i in range(retries + 1))
-        p = _mm1k_block(rate_per_ms * apr / n / mu, k)
-    return sum(p**i for i in range(retries + 1)), p ** (retries + 1)
-
-
-def _storm(retries: dict, rate: float = 1100.0) -> dict:
-    svc = {"replicas": 4, "workers": 1, "queue": 4, "load_balancer": {"policy": "random"},
-           "service_time": {"dist": "exponential", "mean": "4ms"}, "retries": retries}
-    return _one_service(svc, rate, "120s", mesh="sidecar")
-
-
 @pytest.mark.filterwarnings("ignore::meshsim.errors.ScenarioWarning")
 def test_retry_storm_multiplies_load_as_the_mm1k_fixed_point_predicts():
     # 4 x M/M/1/5 at offered load 1.1: every rejected attempt (503) is retried up to 3 times
-    s = meshsim.run(_storm({"attempts": 3, "retry_on": "5xx"}), seed=2).summary
-    r = s["resilience"]["db" if "db" in s["resilience"] else "api"]
-    apr, fail = _storm_fixed_point(1.1, 0.25, 5, 4, 3)
+    s = meshsim.run(retry_storm_scenario({"attempts": 3, "retry_on": "5xx"}), seed=2).summary
+    r = s["resilience"]["api"]
+    apr, fail = storm_fixed_point(1.1, 0.25, 5, 4, 3)
     assert apr == pytest.approx(2.05, abs=0.01)  # retries double the load on an overloaded service
     assert r["attempts"] / r["requests"] == pytest.approx(apr, rel=0.04)
     assert s["failed"] / s["requests"] == pytest.approx(fail, rel=0.10)
@@ -151,14 +141,13 @@ def test_retry_storm_multiplies_load_as_the_mm1k_fixed_point_predicts():
 
 @pytest.mark.filterwarnings("ignore::meshsim.errors.ScenarioWarning")
 def test_retry_budget_caps_the_storm():
-    s = meshsim.run(_storm({"attempts": 3, "retry_on": "5xx", "budget": {"percent": 20, "min_concurrency": 3}}),
-                    seed=2).summary
+    s = meshsim.run(retry_storm_scenario({"attempts": 3, "retry_on": "5xx",
+                                          "budget": {"percent": 20, "min_concurrency": 3}}), seed=2).summary
     r = s["resilience"]["api"]
     assert r["retry_overflow"] > 1000
     # retries at most 20% of active requests (and at least 3 at a time): far below the 1.05 extra of the storm
     assert r["retries"] / r["requests"] < 0.2
-    s_env = meshsim.run(dict(_storm({"attempts": 3, "retry_on": "5xx"}), mesh={"mode": "sidecar", "profile": "envoy"}),
-                        seed=2).summary
+    s_env = meshsim.run(retry_storm_scenario({"attempts": 3, "retry_on": "5xx"}, profile="envoy"), seed=2).summary
     # Envoy's default retries breaker (3 concurrent retries) caps it too
     assert s_env["resilience"]["api"]["retry_overflow"] > 0
     assert s_env["resilience"]["api"]["retries"] / s_env["resilience"]["api"]["requests"] < 0.5
@@ -167,80 +156,42 @@ def test_retry_budget_caps_the_storm():
 # ---------------------------------------------------------------- fan-out tail and hedging
 
 
-def _lognormal_cdf(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:
-    from math import erf
-
-    x = np.asarray(x, dtype=float)
-    out = np.zeros_like(x)
-    pos = x > 0
-    out[pos] = 0.5 * (1 + np.vectorize(erf)((np.log(x[pos]) - mu) / (sigma * math.sqrt(2))))
-    return out
-
-
-def _fanout(width: int, leaf: dict) -> dict:
-    return {
-        "run": {"requests": 40_000},
-        "network": {"enabled": False},
-        "metrics": {"warmup": 0, "spans": False},
-        "services": {
-            "front": {"workers": 1000, "service_time": {"dist": "constant", "value": 0},
-                      "calls": [{"parallel": [{"service": f"leaf{i}"} for i in range(width)]}]},
-            **{f"leaf{i}": {"workers": 1000, "service_time": {"dist": "lognormal", "mean": 10.0 * math.exp(0.32), "sigma": 0.8},
-                            **leaf} for i in range(width)},
-        },
-        "workloads": {"w": {"rate": 200, "target": "front"}},
-    }
-
-
 @pytest.mark.parametrize("width", [1, 10])
 def test_fanout_tail_is_the_max_of_independent_calls(width):
-    s = meshsim.run(_fanout(width, {}), seed=9).summary
-    # P(max <= t) = F(t)^width  ->  p99 = F^-1(0.99^(1/width))
-    q = 0.99 ** (1 / width)
-    from statistics import NormalDist
-
-    theory = 10.0 * math.exp(0.8 * NormalDist().inv_cdf(q))
+    s = meshsim.run(fanout_scenario(width), seed=9).summary
+    # P(max <= t) = F(t)^width  ->  p99 = F^-1(0.99^(1/width)), F lognormal (median 10 ms, sigma 0.8)
+    theory = 10.0 * math.exp(0.8 * NormalDist().inv_cdf(0.99 ** (1 / width)))
+    assert fanout_p99_theory(width) == pytest.approx(theory)
     assert s["latency_ms"]["p99"] == pytest.approx(theory, rel=0.05)
 
 
 def test_hedging_cuts_the_fanout_tail_as_order_statistics_predict():
     width, t0 = 10, 25.0
-    hedged = meshsim.run(_fanout(width, {"retries": {"attempts": 1, "per_try_timeout": f"{t0}ms"},
-                                         "hedge_on_per_try_timeout": True}), seed=9).summary
-    plain = meshsim.run(_fanout(width, {}), seed=9).summary
+    hedged = meshsim.run(fanout_scenario(width, hedge_after_ms=t0), seed=9).summary
+    plain = meshsim.run(fanout_scenario(width), seed=9).summary
     # one leaf call: T = min(X1, t0 + B + X2), B uniform on {0..24} ms (Envoy's first backoff), X lognormal
-    t = np.linspace(0.0, 400.0, 40_001)
-    mu, sigma = math.log(10.0), 0.8
-    surv1 = 1 - _lognormal_cdf(t, mu, sigma)
-    surv2 = np.mean([1 - _lognormal_cdf(t - t0 - b, mu, sigma) for b in range(25)], axis=0)
-    cdf_max = (1 - surv1 * surv2) ** width
-    theory_p99 = float(np.interp(0.99, cdf_max, t))
-    assert hedged["latency_ms"]["p99"] == pytest.approx(theory_p99, rel=0.05)
+    assert hedged["latency_ms"]["p99"] == pytest.approx(fanout_p99_theory(width, t0), rel=0.05)
     assert hedged["latency_ms"]["p99"] < 0.7 * plain["latency_ms"]["p99"]
+
+
+def test_failure_mode_tables_for_notebooks():
+    tail = fanout_tail(widths=[1, 10], requests=20_000)
+    assert list(tail.columns) == ["width", "hedged", "p50_ms", "p99_ms", "theory_p99_ms"]
+    assert ((tail["p99_ms"] / tail["theory_p99_ms"] - 1).abs() < 0.08).all()
+    storm = retry_storm(rates=[1100.0], duration="40s")
+    by = storm.set_index("policy")
+    assert by.loc["3 retries", "attempts_per_request"] > 1.9
+    assert by.loc["3 retries, budget 20%", "attempts_per_request"] < 1.2
+    assert by.loc["no retries", "attempts_per_request"] == 1.0
 
 
 # ---------------------------------------------------------------- outlier detection
 
 
 def test_outlier_detection_ejects_a_slow_instance_on_envoys_schedule():
-    hosts = {f"h{i}": "z" for i in range(10)}
-    sc = {
-        "run": {"duration": "120s"}, "metrics": {"warmup": 0, "spans": False},
-        "topology": {"regions": {"r": ["z"]}, "hosts": {**hosts, "client": "z"}},
-        "network": {"latency": {"same_zone": {"dist": "constant", "value": 0.1}}},
-        "mesh": {"mode": "sidecar", "profile": "envoy", "request_processing": {"dist": "constant", "value": 0},
-                 "response_processing": {"dist": "constant", "value": 0}, "mtls": False},
-        "services": {"api": {"replicas": 10, "workers": 8, "placement": list(hosts),
-                             "service_time": {"dist": "constant", "value": 1},
-                             "retries": {"attempts": 2, "per_try_timeout": "100ms", "retry_on": "5xx,reset"},
-                             "outlier_detection": {}}},
-        "workloads": {"w": {"rate": 100, "target": "api", "source": "client"}},
-        # from 1 s on, the link to h3 adds 500 ms: api-3 becomes slow, its attempts time out (504)
-        "faults": [{"action": "degrade", "between": ["client", "h3"], "at": "1s",
-                    "extra_latency": {"dist": "constant", "value": 500}}],
-    }
-    res = meshsim.run(sc, seed=10)
-    s = res.summary
+    # from 1 s on, the link to api-3's host adds 500 ms: its attempts time out after 100 ms (504)
+    frame, s = outlier_ejection(seed=10)
+    assert list(frame.columns) == ["time_ms", "event", "caller", "instance"]
     events = [(e["time_ms"], e["event"]) for e in s["resilience"]["events"] if e["instance"] == "api-3"]
     kinds = [e for _, e in events]
     assert kinds[:4] == ["eject", "uneject", "eject", "uneject"]
