@@ -126,3 +126,24 @@ def test_stale_endpoints_table_for_notebooks():
     assert t.loc["watch", "refused"] < t.loc["sidecar", "refused"] < t.loc["dns", "refused"]
     delay = t["last_refused_after_ms"] - t["critical_after_ms"]
     assert delay["watch"] < 10 and 130 <= delay["sidecar"] + 5 and delay["dns"] <= 5_010
+
+
+def test_a_partition_of_the_registry_holds_stale_endpoints_until_it_heals():
+    sc = _scenario()
+    others = ["h-api-0", "h-api-1", "h-api-2", "client-w"]
+    sc["faults"].append({"action": "partition", "groups": [["registry-0", "registry-1", "registry-2"], others],
+                         "at": "19s", "until": "26s"})
+    res, comp, refused, critical = _run(sc)
+    # the agent's health write cannot reach any server: the callers' views stay stale until the heal
+    assert 26_000.0 < refused.max() < 26_000.0 + 1_000.0
+    plain = _run(_scenario())[2]
+    assert refused.max() > plain.max() + 2_000.0
+
+
+def test_registry_messages_duplicated_and_reordered_keep_catalogs_identical():
+    sc = _scenario(duplicate=0.2, reorder=0.2)
+    res = meshsim.run(sc, seed=4)
+    raft = res.summary["registry"]["raft"]
+    assert raft["duplicated"] > 50 and raft["reordered"] > 50
+    assert res.summary["registry"]["catalogs_identical"]
+    assert res.summary["registry"]["health_transitions"]["to"].get("critical") == 1
