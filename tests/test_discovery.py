@@ -147,3 +147,22 @@ def test_registry_messages_duplicated_and_reordered_keep_catalogs_identical():
     assert raft["duplicated"] > 50 and raft["reordered"] > 50
     assert res.summary["registry"]["catalogs_identical"]
     assert res.summary["registry"]["health_transitions"]["to"].get("critical") == 1
+
+
+def test_a_watch_cut_off_from_its_server_recovers_at_the_next_keepalive():
+    from meshsim.registry.client import KEEPALIVE_MS
+    from meshsim.scenario.load import load_scenario
+    from meshsim.sim.simulation import Simulation
+    from meshsim.registry.discovery import attach_registry
+
+    sc = _scenario()
+    sc["run"]["duration"] = "80s"
+    probe = Simulation(load_scenario(sc), seed=3)
+    first = attach_registry(probe).registry.client("client-w").servers[0]  # where the caller's watch goes
+    # from 15 s on the caller's host and that server cannot talk: replies to its parked watch are lost
+    sc["faults"].append({"action": "partition", "groups": [["client-w"], [first]], "at": "15s"})
+    res, comp, refused, critical = _run(sc)
+    assert refused.max() > critical + 1_000.0  # the update did not arrive by the watch...
+    # ... until a keepalive found the connection dead (every 30 s from the first request at ~1 s)
+    assert refused.max() < critical + KEEPALIVE_MS + 1_000.0
+    assert refused.max() < 70_000.0

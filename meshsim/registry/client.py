@@ -35,6 +35,9 @@ MODES = ("default", "consistent", "stale")
 #: Consul blocking queries: the wait defaults to 5 minutes and is limited to 10 minutes
 DEFAULT_WAIT_MS = 300_000.0
 MAX_WAIT_MS = 600_000.0
+#: yamux's default keepalive interval (Consul's server RPC connections use yamux defaults): a connection to
+#: a server this host can no longer reach is found dead at the next keepalive
+KEEPALIVE_MS = 30_000.0
 
 
 @dataclass(slots=True)
@@ -143,6 +146,7 @@ class RegistryClient:
         self.retry_backoff_ms = float(retry_backoff_ms)
         self._pending: dict[int, Call] = {}
         self._next_rid = 0
+        self._keepalive_on = False
 
     @property
     def server(self) -> str:
@@ -230,6 +234,9 @@ class RegistryClient:
         msg = Rpc(rpc.rid, rpc.attempt, rpc.op, rpc.client, rpc.command, rpc.service, rpc.mode, rpc.passing_only,
                   rpc.min_index, rpc.wait_ms)
         server = call._server = self.servers[0]
+        if not self._keepalive_on:
+            self._keepalive_on = True
+            self.kernel.call_later(KEEPALIVE_MS, self._keepalive)
         timeout = self.attempt_timeout_ms + (rpc.wait_ms * (1 + 1 / 16) if rpc.op == "block" else 0.0)
         self.kernel.call_later(min(timeout, max(call.deadline - self.kernel.now, 0.0)), self._attempt_timeout,
                                (call, call.attempts))
@@ -239,6 +246,21 @@ class RegistryClient:
         call = self._pending.get(msg.rid)
         if call is not None and call._inflight == msg.attempt:
             self._failed_attempt(call, f"request dropped ({reason})")
+
+    def _keepalive(self, _arg: Any = None) -> None:
+        """yamux keepalives on the connections to servers: a server this host cannot reach (either way)
+        fails the attempts waiting on it, which go to the next server.  Runs while requests are pending."""
+        net = self.network
+        registry = self.registry
+        for call in list(self._pending.values()):
+            if call._inflight and call._server is not None:
+                host = registry.cluster.servers[call._server].host
+                if not (net.reachable(self.host, host) and net.reachable(host, self.host)):
+                    self._failed_attempt(call, "connection lost (keepalive)")
+        if self._pending:
+            self.kernel.call_later(KEEPALIVE_MS, self._keepalive)
+        else:
+            self._keepalive_on = False
 
     def _reset(self, arg: tuple[int, int]) -> None:
         """The server's host answered an attempt with a connection reset (the server process is down)."""

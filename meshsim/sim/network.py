@@ -188,6 +188,13 @@ class Network:
         self.host_up[host] = up
 
     # -- delivery ------------------------------------------------------------------
+    def reachable(self, src: str, dst: str) -> bool:
+        """Whether messages from ``src`` to ``dst`` get through now: no partition, ``dst`` up (loss aside)."""
+        st = self._pairs.get((src, dst))
+        if st is None:
+            st = self._pairs[(src, dst)] = self._resolve(src, dst)
+        return not st.blocked and self.host_up[dst]
+
     def latency(self, src: str, dst: str) -> float:
         """Draw one one-way latency (ms) for a message from ``src`` to ``dst``."""
         st = self._pairs.get((src, dst))
