@@ -797,11 +797,9 @@ class LeastRequest(_EdfBalancer):
                 best = i
         return best
 
-    def on_start(self, index: int) -> None:
-        self._count_start(index)
-
-    def on_end(self, index: int) -> None:
-        self._count_end(index)
+    # the base class's counters, bound directly (one call fewer per request)
+    on_start = EnvoyBalancer._count_start
+    on_end = EnvoyBalancer._count_end
 
 
 # --------------------------------------------------------------------------- consistent hashing
@@ -1037,11 +1035,9 @@ class _HashBalancer(EnvoyBalancer):
                 best, best_factor = i, a / slots
         return best
 
-    def on_start(self, index: int) -> None:
-        self._count_start(index)
-
-    def on_end(self, index: int) -> None:
-        self._count_end(index)
+    # the base class's counters, bound directly (one call fewer per request)
+    on_start = EnvoyBalancer._count_start
+    on_end = EnvoyBalancer._count_end
 
 
 class RingHash(_HashBalancer):

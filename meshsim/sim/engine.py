@@ -64,7 +64,7 @@ class Call(Carrier):
         "req", "span", "parent", "parent_span", "ep", "inst", "src_host",
         "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
         "gen", "status", "finished", "holding", "lb", "lb_idx", "key",
-        "cont", "t_proxy", "out_proxy",  # used only on the mesh path (see proxy.py)
+        "out_proxy",  # used only on the mesh path (see proxy.py)
         "rparent", "flight", "tries", "relayed", "lb_gen",  # used only through a router (see router.py)
     )
 
@@ -121,6 +121,7 @@ class Caller:
         self.balancers: dict[ServiceRT, tuple[list[Instance], Balancer, Any]] = {}
         self.mesh: bool = sim.mesh_on  # calls go through proxies (sim.proxy.Proxy)
         self.proxy: Any = None  # this caller's own proxy (sidecar or node proxy), if any
+        self._outbound_cbs = [self._outbound_done]
 
     def _route(self, service: ServiceRT) -> tuple[list[Instance], Balancer, Any]:
         entry = self.balancers[service] = self.sim.make_route(self, service)
@@ -154,7 +155,8 @@ class Caller:
         if self.mesh:
             call.out_proxy = proxy = self.proxy
             if proxy is not None:
-                proxy.process(call, REQUEST, self._outbound_done, inst.host)
+                # without a network the callee's proxy takes the request straight after this pass
+                proxy.process(call, REQUEST, self._outbound_cbs if self.net_enabled else inst._inbound_cbs, inst.host)
             else:
                 self._outbound_done(call)
         elif self.net_enabled:
@@ -212,6 +214,10 @@ class Instance(Caller):
             rng = streams.generator(f"calls/{self.name}")
             self.uniform = _uniform_stream(rng)
         self._svc_done_cbs = [self._service_done]
+        self._arrive_cbs = [self.arrive]  # mesh path: after the inbound proxy pass
+        self._inbound_cbs = [self.inbound]  # mesh path without a network: after the caller's proxy pass
+        # mesh path: after the response proxy pass (without a network the caller's proxy takes it at once)
+        self._reply_cbs = [self._reply] if self.net_enabled else [_reply_arrived]
         self.span_ids = sim.span_ids
         # SimPy's heap and event-id counter: pushing onto them directly is what
         # Environment.schedule does, minus one Python call (see kernel.py)
@@ -355,7 +361,7 @@ class Instance(Caller):
         if self.mesh:
             # a crashed instance's proxy sends nothing back: the caller's proxy sees the connection reset
             if self.proxy is not None and status != CRASHED:
-                self.proxy.process(call, RESPONSE, self._reply)
+                self.proxy.process(call, RESPONSE, self._reply_cbs)
             else:
                 self._reply(call)
         elif self.net_enabled:
@@ -367,7 +373,7 @@ class Instance(Caller):
     def inbound(self, call: Call) -> None:
         """Mesh path: a request reached this instance's host; its proxy passes it in."""
         if self.proxy is not None:
-            self.proxy.process(call, REQUEST, self.arrive)
+            self.proxy.process(call, REQUEST, self._arrive_cbs)
         else:
             self.arrive(call)
 
@@ -414,9 +420,16 @@ def _reply_arrived(call: Call) -> None:
     # started but never served: a reset of a call whose service completion is still on the heap (see
     # Instance.crash).  Not told by its status, which a router may have changed since (a timeout).
     if proxy is not None and (call.t_svc == call.t_svc or call.t_start != call.t_start):
-        proxy.process(call, RESPONSE, call.parent.child_done)
+        proxy.process(call, RESPONSE, _TO_PARENT)
     else:
         call.parent.child_done(call)
+
+
+def _to_parent(call: Call) -> None:
+    call.parent.child_done(call)
+
+
+_TO_PARENT = [_to_parent]
 
 
 def _uniform_stream(rng, batch: int = 4096):

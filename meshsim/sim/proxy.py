@@ -17,18 +17,38 @@ request-path proxy passes; the response passes fall in the caller's
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
-from heapq import heappush
+from heapq import heappush, heapreplace
 from typing import Any
-
-from .kernel import NORMAL
 
 REQUEST, RESPONSE = 0, 1
 
 
 class Proxy:
-    """One proxy: ``workers`` threads and a FIFO queue of passes."""
+    """One proxy: ``workers`` threads serving passes first come, first served.
+
+    A pass's start is known when it arrives (the Kiefer-Wolfowitz recursion for a
+    FIFO multi-server queue: it starts when it arrives or when the earliest of
+    the workers frees up, whichever is later), so a pass costs one heap entry,
+    the one that continues the call when it ends; no event frees the worker.
+
+    >>> from types import SimpleNamespace
+    >>> from meshsim.distributions import Constant
+    >>> from meshsim.sim.kernel import Kernel, Carrier
+    >>> from meshsim.rng import RandomStreams
+    >>> k = Kernel()
+    >>> spec = {"workers": 1, "request_processing": Constant(2.0), "response_processing": Constant(1.0),
+    ...         "mtls": False, "handshake": None, "idle_timeout": 0.0}
+    >>> p = Proxy(SimpleNamespace(kernel=k), "p", "h", spec, RandomStreams(1))
+    >>> class Job(Carrier):
+    ...     __slots__ = ("name",)
+    >>> seen = []
+    >>> for name in ("a", "b"):
+    ...     job = Job(); job.name = name
+    ...     p.process(job, REQUEST, [lambda j: seen.append((j.name, k.now))])
+    >>> k.env.run()
+    >>> seen  # b waited for the one worker
+    [('a', 2.0), ('b', 4.0)]
+    """
 
     def __init__(self, sim: Any, name: str, host: str, spec: dict, streams: Any):
         self.name = name
@@ -37,8 +57,9 @@ class Proxy:
         self._heap = self.env._queue
         self._eid = self.env._eid
         self.workers: int = spec["workers"]
-        self.busy = 0
-        self.queue: deque = deque()
+        #: the time each worker frees up (a heap when there are several)
+        self.free_at: list[float] = [0.0] * self.workers
+        self.single = self.workers == 1
         self.busy_area = 0.0
         self.passes = 0
         self.handshakes = 0
@@ -48,45 +69,40 @@ class Proxy:
         self.handshake = spec["handshake"].stream(rng) if self.mtls else None
         self.idle_timeout: float = spec["idle_timeout"]
         self.connections: dict[str, float] = {}  # upstream host -> time the connection was last used
-        self._done_cbs = [self._done]
 
-    def process(self, call: Any, kind: int, cont: Callable[[Any], Any], upstream: str | None = None) -> None:
-        """Run one pass of ``call`` through this proxy, then ``cont(call)``.
+    def process(self, call: Any, kind: int, callbacks: list, upstream: str | None = None) -> None:
+        """Run one pass of ``call`` through this proxy; when it ends, each of ``callbacks`` gets ``call``.
 
         ``upstream`` (outbound requests only) is the host the proxy connects to;
         a new or idled-out connection adds a handshake to the pass.
         """
-        call.cont = cont
-        if self.busy >= self.workers:
-            self.queue.append((call, kind, upstream))
-            return
-        self.busy += 1
         now = self.env._now
         delay = next(self.costs[kind])
-        if self.mtls and upstream is not None:
-            last = self.connections.get(upstream)
+        if upstream is not None and self.mtls:
+            conns = self.connections
+            last = conns.get(upstream)
             if last is None or now - last > self.idle_timeout:
                 delay += next(self.handshake)
                 self.handshakes += 1
-            self.connections[upstream] = now
-        call.t_proxy = now
-        call.callbacks = self._done_cbs
-        heappush(self._heap, (now + delay, NORMAL, next(self._eid), call))
-
-    def _done(self, call: Any) -> None:
+            conns[upstream] = now
         self.passes += 1
-        self.busy_area += self.env._now - call.t_proxy
-        self.busy -= 1
-        if self.queue:
-            waiting, kind, upstream = self.queue.popleft()
-            self.process(waiting, kind, waiting.cont, upstream)
-        cont = call.cont
-        call.cont = None
-        cont(call)
+        self.busy_area += delay
+        free_at = self.free_at
+        start = free_at[0]  # the earliest free worker (heap top)
+        end = (start if start > now else now) + delay
+        if self.single:
+            free_at[0] = end
+        else:
+            heapreplace(free_at, end)
+        call.callbacks = callbacks
+        heappush(self._heap, (end, 1, next(self._eid), call))  # 1: NORMAL priority (env.schedule, inlined)
 
     def summary(self, window: float) -> dict[str, float]:
+        """Utilisation over ``window`` ms (the part of passes still running after it is left out)."""
+        now = self.env._now
+        busy = self.busy_area - sum(max(0.0, t - now) for t in self.free_at)
         return {
-            "utilisation": self.busy_area / (self.workers * window) if window > 0 else float("nan"),
+            "utilisation": busy / (self.workers * window) if window > 0 else float("nan"),
             "passes": self.passes,
             "handshakes": self.handshakes,
         }

@@ -257,6 +257,7 @@ class Upstream:
         self.active_retries = 0
         self.pending: deque = deque()
         self.n_requests = 0  # hot counters as attributes; the rest in ``stats``
+        self.n_lean = 0  # requests sent on the lean path (each also one attempt)
         self.n_attempts = 0
         self.stats = dict.fromkeys(("retries", "retry_overflow", "overflow", "pending_overflow",
                                     "timeouts", "per_try_timeouts", "hedges", "ejections", "no_healthy"), 0)
@@ -270,14 +271,13 @@ class Upstream:
     # ------------------------------------------------------------------ sending
     def send(self, call: Any) -> None:
         """Start the request ``call`` (its first attempt is ``call`` itself)."""
-        self.n_requests += 1
         if self.lean:  # no limits, timers or discovery: start the attempt right here
             call.rparent = call.parent
             call.parent = self
             call.flight = None
             call.tries = 1
             self.active += 1
-            self.n_attempts += 1
+            self.n_lean += 1
             bal = self.balancer
             idx = bal.pick(self.env._now, call.key)
             if self.tracks_load:
@@ -287,6 +287,7 @@ class Upstream:
             call.inst = self.view[idx]
             self.caller.transmit(call)
             return
+        self.n_requests += 1
         if self.refresh is not None:
             self.refresh(self.env._now)
         call.rparent = call.parent
@@ -589,7 +590,7 @@ class Upstream:
             self.balancer.update(len(view))
 
     def summary(self) -> dict[str, int]:
-        return {"requests": self.n_requests, "attempts": self.n_attempts, **self.stats}
+        return {"requests": self.n_requests + self.n_lean, "attempts": self.n_attempts + self.n_lean, **self.stats}
 
 
 __all__ = ["NO_HEALTHY", "OVERFLOW", "REJECTED", "Flight", "RoutePolicy", "Upstream", "outcome", "route_policy"]
