@@ -120,20 +120,27 @@ class SetHealth:
 Command = Union[Register, Deregister, SetHealth]
 
 
+#: answers kept per service and filter: one per recent service index
+ANSWERS_KEPT = 4
+
+
 @dataclass
 class _Service:
     index: int = 0
     instances: dict[str, ServiceEntry] = field(default_factory=dict)
+    order: list[str] | None = None  # the instance ids sorted; None after one came or went
 
 
 class Catalog:
     """The replicated catalog (see module doc).  Apply committed commands in index order."""
 
-    def __init__(self) -> None:
+    def __init__(self, answers: dict | None = None) -> None:
+        """``answers``: a query cache to share with the other catalogs of one Raft log (see :meth:`service_instances`)."""
         self._services: dict[str, _Service] = {}
         self._where: dict[str, str] = {}  # instance id -> service
         self._applied = 0
-        self._answers: dict[tuple[str, bool], tuple[int, tuple[ServiceEntry, ...]]] = {}  # query cache
+        #: (service, passing_only) -> {service index: answer}, the last few indexes
+        self._answers: dict[tuple[str, bool], dict[int, tuple[ServiceEntry, ...]]] = {} if answers is None else answers
 
     # ------------------------------------------------------------ writes
     @property
@@ -181,6 +188,8 @@ class Catalog:
                 c.host, c.zone, c.tags, c.status, c.output):
             return tuple(changed)
         svc = self._services.setdefault(c.service, _Service())
+        if c.id not in svc.instances:
+            svc.order = None
         svc.instances[c.id] = ServiceEntry(c.id, c.service, c.host, c.zone, c.tags, c.status, c.output,
                                            old.create_index if old is not None else index, index)
         svc.index = index
@@ -194,6 +203,7 @@ class Catalog:
             return ()
         svc = self._services[service]
         del svc.instances[iid]
+        svc.order = None
         svc.index = index  # kept when the last instance goes: blocking queries see the removal
         return (service,)
 
@@ -217,13 +227,24 @@ class Catalog:
         svc = self._services.get(service)
         if svc is None:
             return ()
-        # every change of a service moves its index, so an answer stays valid while the index does
-        hit = self._answers.get((service, passing_only))
-        if hit is not None and hit[0] == svc.index:
-            return hit[1]
-        entries = (svc.instances[i] for i in sorted(svc.instances))
-        out = tuple(e for e in entries if e.status == PASSING) if passing_only else tuple(entries)
-        self._answers[(service, passing_only)] = (svc.index, out)
+        # Every change of a service moves its index, so an answer stays valid while the index does; and
+        # catalogs that apply the same committed log hold the same service at the same index, so they may
+        # share answers (servers lag a little: the last few indexes are kept).
+        by_index = self._answers.get((service, passing_only))
+        if by_index is None:
+            by_index = self._answers[(service, passing_only)] = {}
+        else:
+            hit = by_index.get(svc.index)
+            if hit is not None:
+                return hit
+        order = svc.order
+        if order is None:
+            order = svc.order = sorted(svc.instances)
+        entries = map(svc.instances.__getitem__, order)
+        out = tuple([e for e in entries if e.status == PASSING]) if passing_only else tuple(entries)
+        by_index[svc.index] = out
+        if len(by_index) > ANSWERS_KEPT:
+            del by_index[next(iter(by_index))]  # the oldest inserted
         return out
 
     def index(self, service: str) -> int:

@@ -354,7 +354,7 @@ class RaftNode:
         self._ack_time: dict[NodeId, float] = {}
         self._leader_since = -_INF
         self._pending_reads: list[list] = []  # [request_id, read_index | None, required_round]
-        self._ready = Ready()
+        self._ready: Ready | None = None
 
     # ------------------------------------------------------------ read-only view
     @property
@@ -484,7 +484,7 @@ class RaftNode:
         r.election_deadline = self._election_deadline if self._role != LEADER else None
         r.heartbeat_deadline = self._heartbeat_deadline if self._role == LEADER else None
         r.leader_hint = self._leader
-        self._ready = Ready()
+        self._ready = None  # outputs exist only during a call (_begin .. _finish)
         return r
 
     def _send(self, to: NodeId, msg: Message) -> None:
@@ -610,6 +610,8 @@ class RaftNode:
         return self._kth(_INF if p == self.id else self._acked_round.get(p, 0) for p in self._voters)
 
     def _maybe_commit(self, now: float) -> None:
+        if self._commit >= self.last_index:
+            return  # everything is committed (a heartbeat's answer): nothing to count
         n = self._kth(self.last_index if p == self.id else self._match.get(p, 0) for p in self._voters)
         if n > self._commit and self._term_at(n) == self._term:  # Figure 8: only own-term entries by counting
             self._commit = n

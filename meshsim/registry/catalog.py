@@ -93,7 +93,8 @@ class _ServerState:
         self.name = server.name
         self.server = server
         self.incarnation = server.incarnation
-        self.catalog = Catalog()
+        self.answers = registry._answers  # shared by the servers' catalogs (see Catalog.service_instances)
+        self.catalog = Catalog(self.answers)
         self.pending_writes: dict[tuple[str, int], Rpc] = {}
         self.pending_reads: dict[int, Rpc] = {}
         self.index_waiters: list[tuple[int, Rpc]] = []  # reads confirmed at an index not yet applied here
@@ -109,7 +110,7 @@ class _ServerState:
                 if w.timer is not None:
                     w.timer.cancel()
         self.incarnation = self.server.incarnation
-        self.catalog = Catalog()
+        self.catalog = Catalog(self.answers)
         self.pending_writes, self.pending_reads, self.index_waiters, self.waiters = {}, {}, [], {}
 
 
@@ -180,6 +181,7 @@ class Registry:
         self._no_lease = dataclasses.replace(config, lease_reads=False)
         self._hold_rng = self.streams.generator(f"{name}/hold")
         self._wait_rng = self.streams.generator(f"{name}/wait")
+        self._answers: dict = {}  # query answers shared by the servers' catalogs
         self._states = {n: _ServerState(self, s) for n, s in self.cluster.servers.items()}
         self._clients: dict[str, RegistryClient] = {}
         self._agents: dict[str, Any] = {}
@@ -335,23 +337,22 @@ class Registry:
     def _record_call(self, client: RegistryClient, call: Call) -> None:
         rep = call.reply
         if call.op == "write":
-            w = self.writes
             cmd = call.command
-            for col, v in (("invoked", call.invoked), ("time", call.completed), ("host", client.host),
-                           ("rid", call.rid), ("op", type(cmd).__name__.lower()), ("instance", cmd.id), ("ok", call.ok),
-                           ("error", call.error), ("latency_ms", call.latency_ms),
-                           ("raft_index", rep.raft_index if rep else None), ("server", rep.server if rep else None),
-                           ("attempts", call.attempts)):
-                w[col].append(v)
-            return
-        r = self.reads
-        for col, v in (("invoked", call.invoked), ("time", call.completed), ("host", client.host), ("op", call.op),
-                       ("mode", call.mode), ("service", call.service), ("ok", call.ok), ("error", call.error),
-                       ("latency_ms", call.latency_ms), ("index", rep.index if rep else None),
-                       ("applied", rep.applied if rep else None), ("lag_index", rep.lag_index if rep else None),
-                       ("lag_ms", rep.lag_ms if rep else math.nan), ("server", rep.server if rep else None),
-                       ("attempts", call.attempts), ("n", len(rep.entries) if rep else 0)):
-            r[col].append(v)
+            row = (call.invoked, call.completed, client.host, call.rid, type(cmd).__name__.lower(), cmd.id, call.ok,
+                   call.error, call.completed - call.invoked, rep.raft_index if rep else None,
+                   rep.server if rep else None, call.attempts)
+            cols = self.writes
+        elif rep is not None:
+            row = (call.invoked, call.completed, client.host, call.op, call.mode, call.service, call.ok, call.error,
+                   call.completed - call.invoked, rep.index, rep.applied, rep.lag_index, rep.lag_ms, rep.server,
+                   call.attempts, len(rep.entries))
+            cols = self.reads
+        else:
+            row = (call.invoked, call.completed, client.host, call.op, call.mode, call.service, call.ok, call.error,
+                   call.completed - call.invoked, None, None, None, math.nan, None, call.attempts, 0)
+            cols = self.reads
+        for col, v in zip(cols.values(), row):  # the columns in the order _columns made them
+            col.append(v)
 
     def _record_watch(self, watch: Watch, now: float, index: int, first: bool) -> None:
         wt = self.watches
@@ -396,7 +397,7 @@ class Registry:
         for rpc in parked:
             if rpc.path:
                 prev = rpc.path[-1]
-                back = dataclasses.replace(rpc, path=rpc.path[:-1], hops=rpc.hops - 1)
+                back = rpc.rerouted(rpc.path[:-1])
                 self.network.send(server.host, self.cluster.servers[prev].host, self._forward_reset, (prev, back))
 
     def _forward_reset(self, arg: tuple[str, Rpc]) -> None:
@@ -439,7 +440,7 @@ class Registry:
         if leader is None or leader == st.name or leader not in self._states or rpc.hops >= MAX_HOPS:
             self._hold(st, rpc)
             return
-        fwd = dataclasses.replace(rpc, path=rpc.path + (st.name,), hops=rpc.hops + 1)
+        fwd = rpc.rerouted(rpc.path + (st.name,))
         inc = st.incarnation
         self.network.send(s.host, self.cluster.servers[leader].host, self._states[leader].deliver, fwd,
                           lambda _m, _r: self._hold_if_live(st, inc, rpc))

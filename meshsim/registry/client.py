@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.catalog import PASSING, Command, Deregister, Register, ServiceEntry, SetHealth
+from ..sim.kernel import Timer
 
 __all__ = ["Call", "DEFAULT_WAIT_MS", "MAX_WAIT_MS", "MODES", "RegistryClient", "Reply", "Rpc", "Watch"]
 
@@ -58,6 +59,11 @@ class Rpc:
     first_seen: float = math.nan
     hops: int = 0
 
+    def rerouted(self, path: tuple) -> Rpc:
+        """A copy with forwarding ``path`` (``dataclasses.replace`` without its per-call introspection)."""
+        return Rpc(self.rid, self.attempt, self.op, self.client, self.command, self.service, self.mode,
+                   self.passing_only, self.min_index, self.wait_ms, path, self.first_seen, len(path))
+
 
 @dataclass(slots=True)
 class Reply:
@@ -85,7 +91,7 @@ class Call:
     """One client request and, once ``done``, its outcome."""
 
     __slots__ = ("rid", "op", "mode", "service", "command", "invoked", "completed", "done", "ok", "error",
-                 "reply", "attempts", "callback", "deadline", "_rpc", "_inflight", "_server")
+                 "reply", "attempts", "callback", "deadline", "_rpc", "_inflight", "_server", "_timer")
 
     def __init__(self, rid: int, op: str, invoked: float, deadline: float, callback: Callable | None):
         self.rid, self.op, self.invoked, self.deadline, self.callback = rid, op, invoked, deadline, callback
@@ -101,6 +107,7 @@ class Call:
         self._inflight = 0
         self._server: str | None = None  # the server the attempt in flight went to
         self._rpc: Rpc | None = None
+        self._timer: Timer | None = None  # the attempt in flight's timeout
 
     @property
     def latency_ms(self) -> float:
@@ -238,8 +245,8 @@ class RegistryClient:
             self._keepalive_on = True
             self.kernel.call_later(KEEPALIVE_MS, self._keepalive)
         timeout = self.attempt_timeout_ms + (rpc.wait_ms * (1 + 1 / 16) if rpc.op == "block" else 0.0)
-        self.kernel.call_later(min(timeout, max(call.deadline - self.kernel.now, 0.0)), self._attempt_timeout,
-                               (call, call.attempts))
+        call._timer = self.kernel.call_later(min(timeout, max(call.deadline - self.kernel.now, 0.0)),
+                                             self._attempt_timeout, (call, call.attempts))
         self.registry._send_to_server(self.host, server, msg, self._dropped)
 
     def _dropped(self, msg: Rpc, reason: str) -> None:
@@ -275,7 +282,8 @@ class RegistryClient:
             self._failed_attempt(call, "request timed out")
 
     def _failed_attempt(self, call: Call, error: str) -> None:
-        call._inflight = 0  # void this attempt's timer and error replies
+        call._inflight = 0  # void this attempt's error replies
+        call._timer.cancel()
         call.error = error
         self.servers.append(self.servers.pop(0))  # try the next server
         if self.kernel.now + self.retry_backoff_ms >= call.deadline:
@@ -298,6 +306,8 @@ class RegistryClient:
 
     def _finish(self, call: Call, reply: Reply | None, error: str | None) -> None:
         self._pending.pop(call.rid, None)
+        if call._timer is not None:
+            call._timer.cancel()  # a blocking query's timer would hold the call for minutes
         call.done = True
         call.completed = self.kernel.now
         call.reply = reply

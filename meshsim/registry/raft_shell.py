@@ -151,6 +151,7 @@ class RaftServer:
         self.seen_term = -1  # the node's term when availability was last checked
         self.disk_writes = 0
         self._timer: Timer | None = None
+        self._timer_at = 0.0  # kernel time the timer fires
         self._deadline: float | None = None
         self._disk_free = -_INF
         self._out_tail = -_INF
@@ -268,21 +269,37 @@ class RaftServer:
         if incarnation != self.incarnation or self.node is None:
             return
         self._timer = None
+        if self._deadline is None:
+            return  # disarmed since (the timer is left to fire: see _arm)
+        due = self._fire_time(self._deadline)
+        if due > self.kernel.now:  # the deadline moved later since the timer was set: follow it
+            self._timer_at = due
+            self._timer = self.kernel.call_at(due, self._on_timer, self.incarnation)
+            return
         t = self.clock()
-        if self._deadline is not None and self._deadline > t:
+        if self._deadline > t:
             t = self._deadline
         self._deadline = None
         self._handle("timer", self.node.on_timer(t))
 
     def _arm(self, deadline: float | None) -> None:
-        if deadline == self._deadline and (deadline is None or self._timer is not None):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Make the node's timer due at ``deadline``.
+
+        A follower's election deadline moves later on every heartbeat; its
+        timer is not replaced each time but left to fire and then set again
+        for the new deadline, so a heartbeat costs no timer.  Only a deadline
+        that moved earlier needs a new timer.
+        """
         self._deadline = deadline
-        if deadline is not None:
-            self._timer = self.kernel.call_at(self._fire_time(deadline), self._on_timer, self.incarnation)
+        if deadline is None:
+            return
+        due = self._fire_time(deadline)
+        if self._timer is not None:
+            if self._timer_at <= due:
+                return
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = self.kernel.call_at(due, self._on_timer, self.incarnation)
 
     # ------------------------------------------------------------ outputs
     def _handle(self, call: str, ready: Ready) -> Ready:

@@ -21,7 +21,7 @@ plane) share the same loop and clock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from heapq import heappush
+from heapq import heapify, heappush
 from typing import Any
 
 import simpy
@@ -45,14 +45,23 @@ def _noop(_arg: Any) -> None:
 class Timer(Carrier):
     """A scheduled call ``fn(arg)``; :meth:`cancel` turns it into a no-op."""
 
-    __slots__ = ("fn", "arg")
+    __slots__ = ("fn", "arg", "kernel")
 
-    def __init__(self, fn: Callable[[Any], Any], arg: Any):
+    def __init__(self, fn: Callable[[Any], Any], arg: Any, kernel: Kernel | None = None):
         self.fn = fn
         self.arg = arg
+        self.kernel = kernel
 
     def cancel(self) -> None:
+        if self.fn is _noop:
+            return
         self.fn = _noop
+        self.arg = None  # let go of what it would have been called with
+        k = self.kernel
+        if k is not None and self.callbacks is not None:  # still on the heap (SimPy clears callbacks on pop)
+            k._cancelled += 1
+            if k._cancelled >= COMPACT_MIN and 2 * k._cancelled > len(k.env._queue):
+                k.compact()
 
 
 def _fire(timer: Timer) -> None:
@@ -62,6 +71,9 @@ def _fire(timer: Timer) -> None:
 #: Shared callbacks list of all timers; SimPy only iterates it, never mutates it.
 _FIRE = [_fire]
 
+#: cancelled timers stay on the heap until this many, and half of it, are dead; then it is rebuilt
+COMPACT_MIN = 1024
+
 
 class Kernel:
     """The simulation clock (milliseconds) and scheduler, on a ``simpy.Environment``."""
@@ -69,6 +81,7 @@ class Kernel:
     def __init__(self, env: simpy.Environment | None = None):
         self.env = env if env is not None else simpy.Environment()
         self._schedule = self.env.schedule
+        self._cancelled = 0  # cancelled timers on the heap (an upper bound)
 
     @property
     def now(self) -> float:
@@ -77,7 +90,7 @@ class Kernel:
 
     def call_later(self, delay_ms: float, fn: Callable[[Any], Any], arg: Any = None) -> Timer:
         """Call ``fn(arg)`` after ``delay_ms``; returns a cancellable Timer."""
-        t = Timer(fn, arg)
+        t = Timer(fn, arg, self)
         t.callbacks = _FIRE
         env = self.env
         heappush(env._queue, (env._now + delay_ms, NORMAL, next(env._eid), t))  # env.schedule, inlined
@@ -86,6 +99,20 @@ class Kernel:
     def call_at(self, time_ms: float, fn: Callable[[Any], Any], arg: Any = None) -> Timer:
         """Call ``fn(arg)`` at absolute time ``time_ms`` (not before now)."""
         return self.call_later(max(0.0, time_ms - self.env.now), fn, arg)
+
+    def compact(self) -> None:
+        """Drop cancelled timers from the heap.
+
+        Long timeouts that are nearly always cancelled (a blocking query's,
+        minutes long) would otherwise pile up on the heap and make every push,
+        pop and garbage collection slower.  Entries are ordered by (time,
+        priority, sequence number), all distinct, so the events that remain run
+        in the same order: results do not change.
+        """
+        q = self.env._queue
+        q[:] = [e for e in q if not (type(e[3]) is Timer and e[3].fn is _noop)]
+        heapify(q)
+        self._cancelled = 0
 
     def push(self, carrier: Carrier, delay_ms: float, callbacks: list) -> None:
         """Schedule a carrier: after ``delay_ms`` each of ``callbacks`` gets it."""
