@@ -196,8 +196,10 @@ class Ready:
     @property
     def next_deadline(self) -> float | None:
         """The earliest armed deadline (when to call ``on_timer``)."""
-        armed = [d for d in (self.election_deadline, self.heartbeat_deadline) if d is not None]
-        return min(armed) if armed else None
+        e, h = self.election_deadline, self.heartbeat_deadline
+        if e is None or (h is not None and h < e):
+            return h
+        return e
 
 
 # --------------------------------------------------------------------------- config

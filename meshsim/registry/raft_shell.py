@@ -116,6 +116,27 @@ def make_network(kernel: Kernel, hosts: Iterable[str], latency: DelaySpec = 0.1,
                    streams if streams is not None else RandomStreams(0))
 
 
+class _Uniforms:
+    """The node's Generator with ``uniform`` served from batches: the same numbers as
+    ``Generator.uniform`` one at a time (lo + (hi - lo) * u, u from the same stream), without
+    numpy's per-call cost on every heartbeat."""
+
+    def __init__(self, gen: np.random.Generator, batch: int = 256):
+        self._gen = gen
+        self._u = _stream(gen, batch)
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * next(self._u)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gen, name)
+
+
+def _stream(gen: np.random.Generator, batch: int):
+    while True:
+        yield from gen.random(batch).tolist()
+
+
 class _TickRng:
     """The node's Generator, but election timeouts in whole ticks: uniform(lo, hi) -> lo + tick*{0..k-1}."""
 
@@ -218,8 +239,7 @@ class RaftServer:
             return
         c = self.cluster
         rng: Any = c.streams.generator(f"{c.name}/{self.name}/node{self.starts}")
-        if self.tick:
-            rng = _TickRng(rng, self.tick)
+        rng = _TickRng(rng, self.tick) if self.tick else _Uniforms(rng)
         self.node = RaftNode(self.name, c.voters, c.config, rng, persisted=self.persisted)
         self._disk_free = self._out_tail = -_INF
         self.seen_term = -1
