@@ -28,7 +28,8 @@ A single-server cluster elects itself on its first timeout and commits at once:
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
+from itertools import islice
 from dataclasses import dataclass, field, fields
 from typing import Any, Union
 
@@ -149,13 +150,61 @@ class AppendEntriesResponse:
 Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse]
 
 
+class LogPrefix(Sequence):
+    """The first ``n`` entries of a node's log list, shared rather than copied.
+
+    A node only appends to its log list; dropping a suffix (conflict repair)
+    makes a new list.  So the first ``n`` entries of a list never change, and
+    taking the persistent state costs O(1), not a copy of the whole log at
+    every write.  Compares equal to the tuple of the same entries.
+
+    >>> live = [Entry(1, 1), Entry(2, 1)]
+    >>> snap = LogPrefix(live, 2)
+    >>> live.append(Entry(3, 2))
+    >>> snap == (Entry(1, 1), Entry(2, 1)), len(snap), snap[-1].index
+    (True, 2, 2)
+    """
+
+    __slots__ = ("_entries", "_n")
+
+    def __init__(self, entries: list, n: int):
+        self._entries = entries
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self)[i]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError("log index out of range")
+        return self._entries[i]
+
+    def __iter__(self):
+        return islice(self._entries, self._n)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, LogPrefix)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
 @dataclass(frozen=True)
 class PersistentState:
-    """What survives a crash: current term, vote in that term, and the log."""
+    """What survives a crash: current term, vote in that term, and the log (a tuple or a :class:`LogPrefix`)."""
 
     term: int = 0
     voted_for: NodeId | None = None
-    log: tuple[Entry, ...] = ()
+    log: Sequence[Entry] = ()
 
 
 @dataclass(frozen=True)
@@ -397,7 +446,7 @@ class RaftNode:
 
     def persistent_state(self) -> PersistentState:
         """A copy of the state the shell must keep durable."""
-        return PersistentState(self._term, self._voted_for, tuple(self._log))
+        return PersistentState(self._term, self._voted_for, LogPrefix(self._log, len(self._log)))
 
     def lease_valid(self, now: float) -> bool:
         """True when this leader may answer reads locally (lease_reads only)."""
@@ -801,7 +850,7 @@ class RaftNode:
             if mine is not None:  # conflict: drop our suffix from here
                 if e.index <= self._commit:
                     raise RuntimeError(f"{self.id!r} asked to overwrite committed entry {e.index}")
-                del self._log[e.index - 1:]
+                self._log = self._log[:e.index - 1]  # a new list: persisted prefixes share the old one
                 if self._config_index >= e.index:
                     self._reload_config(e.index - 1)
             self._log.extend(msg.entries[k:])

@@ -137,6 +137,41 @@ def _columns(*names: str) -> dict[str, list]:
     return {n: [] for n in names}
 
 
+class _Rows:
+    """A table recorded a row at a time (one append on the hot path) and read as columns:
+    ``table["latency_ms"]`` or ``table.columns()``."""
+
+    __slots__ = ("names", "rows", "_cols")
+
+    def __init__(self, *names: str):
+        self.names = names
+        self.rows: list[tuple] = []
+        self._cols: tuple[int, dict[str, list]] = (0, {n: [] for n in names})
+
+    def append(self, row: tuple) -> None:
+        self.rows.append(row)
+
+    def columns(self) -> dict[str, list]:
+        n, cols = self._cols
+        if n != len(self.rows):
+            cols = {name: list(col) for name, col in zip(self.names, zip(*self.rows))}
+            self._cols = (len(self.rows), cols)
+        return cols
+
+    def __getitem__(self, name: str) -> list:
+        return self.columns()[name]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Rows):
+            return NotImplemented
+        return self.names == other.names and self.rows == other.rows
+
+    __hash__ = None  # mutable
+
+
 def _stats(values: Iterable[float]) -> dict[str, float]:
     a = np.asarray([v for v in values if v == v], dtype=float)
     if not a.size:
@@ -189,9 +224,9 @@ class Registry:
         self._started = False
         #: commit time of every Raft index (position i = index i + 1): the first time any server applied it
         self.commit_times: list[float] = []
-        self.writes = _columns("invoked", "time", "host", "rid", "op", "instance", "ok", "error", "latency_ms",
+        self.writes = _Rows("invoked", "time", "host", "rid", "op", "instance", "ok", "error", "latency_ms",
                                "raft_index", "server", "attempts")
-        self.reads = _columns("invoked", "time", "host", "op", "mode", "service", "ok", "error", "latency_ms",
+        self.reads = _Rows("invoked", "time", "host", "op", "mode", "service", "ok", "error", "latency_ms",
                               "index", "applied", "lag_index", "lag_ms", "server", "attempts", "n")
         self.watches = _columns("time", "host", "service", "index", "delay_ms", "first")
         self.health = _columns("time", "host", "instance", "service", "old", "new", "output")
@@ -289,7 +324,9 @@ class Registry:
         table of the Raft cluster (leader_changes, events, commits, proposals, windows)."""
         import pandas as pd
 
-        if which in ("reads", "writes", "watches", "health", "dns_lookups"):
+        if which in ("reads", "writes"):
+            return pd.DataFrame(getattr(self, which).columns())
+        if which in ("watches", "health", "dns_lookups"):
             return pd.DataFrame(getattr(self, which))
         if which == "commit_times":
             return pd.DataFrame({"index": np.arange(1, len(self.commit_times) + 1), "time": self.commit_times})
@@ -341,18 +378,16 @@ class Registry:
             row = (call.invoked, call.completed, client.host, call.rid, type(cmd).__name__.lower(), cmd.id, call.ok,
                    call.error, call.completed - call.invoked, rep.raft_index if rep else None,
                    rep.server if rep else None, call.attempts)
-            cols = self.writes
+            self.writes.append(row)
         elif rep is not None:
             row = (call.invoked, call.completed, client.host, call.op, call.mode, call.service, call.ok, call.error,
                    call.completed - call.invoked, rep.index, rep.applied, rep.lag_index, rep.lag_ms, rep.server,
                    call.attempts, len(rep.entries))
-            cols = self.reads
+            self.reads.append(row)
         else:
             row = (call.invoked, call.completed, client.host, call.op, call.mode, call.service, call.ok, call.error,
                    call.completed - call.invoked, None, None, None, math.nan, None, call.attempts, 0)
-            cols = self.reads
-        for col, v in zip(cols.values(), row):  # the columns in the order _columns made them
-            col.append(v)
+            self.reads.append(row)
 
     def _record_watch(self, watch: Watch, now: float, index: int, first: bool) -> None:
         wt = self.watches
