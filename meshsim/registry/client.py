@@ -184,7 +184,7 @@ class RegistryClient:
         """Send a catalog command; it completes once the leader has applied it (committed)."""
         call = self._new("write", callback)
         call.command = command
-        call._rpc = Rpc(call.rid, 0, "write", self.host, command=command)
+        call._rpc = Rpc(call.rid, 1, "write", self.host, command=command)
         self._attempt(call)
         return call
 
@@ -218,7 +218,7 @@ class RegistryClient:
             raise ValueError(f"unknown read mode {mode!r}; valid: {', '.join(MODES)}")
         call = self._new(op, callback)
         call.mode, call.service = mode, service
-        call._rpc = Rpc(call.rid, 0, op, self.host, service=service, mode=mode, passing_only=passing_only,
+        call._rpc = Rpc(call.rid, 1, op, self.host, service=service, mode=mode, passing_only=passing_only,
                         min_index=min_index, wait_ms=wait_ms)
         if op == "block":  # the server may hold it for wait + wait/16
             call.deadline += wait_ms * (1 + 1 / 16)
@@ -237,9 +237,11 @@ class RegistryClient:
         call.attempts += 1
         call._inflight = call.attempts
         rpc = call._rpc
-        rpc.attempt = call.attempts
-        msg = Rpc(rpc.rid, rpc.attempt, rpc.op, rpc.client, rpc.command, rpc.service, rpc.mode, rpc.passing_only,
-                  rpc.min_index, rpc.wait_ms)
+        if call.attempts == 1:  # the first attempt goes out as made (servers stamp it: first_seen)
+            msg = rpc
+        else:  # a retry: a fresh message, not the one the servers stamped
+            msg = Rpc(rpc.rid, call.attempts, rpc.op, rpc.client, rpc.command, rpc.service, rpc.mode,
+                      rpc.passing_only, rpc.min_index, rpc.wait_ms)
         server = call._server = self.servers[0]
         if not self._keepalive_on:
             self._keepalive_on = True
