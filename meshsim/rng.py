@@ -54,3 +54,34 @@ class RandomStreams:
             raise ValueError(f"random stream {name!r} requested twice; streams must be unique per component")
         self._issued.add(name)
         return np.random.Generator(np.random.PCG64(self.seed_sequence(name)))
+
+
+class Uniforms:
+    """A Generator whose ``uniform(low, high)`` is served from batches.
+
+    Each call returns exactly what ``Generator.uniform(low, high)`` would have
+    (``low + (high - low) * u`` with ``u`` the generator's next double), so a
+    component that draws only uniforms keeps its numbers, without numpy's
+    per-call overhead (about a microsecond) on a hot path.  Other methods pass
+    through to the Generator, but mixing them with ``uniform`` changes the
+    sequence (the batch has drawn ahead).
+
+    >>> a, b = np.random.default_rng(5), Uniforms(np.random.default_rng(5))
+    >>> [float(a.uniform(0, 3)) for _ in range(3)] == [b.uniform(0, 3) for _ in range(3)]
+    True
+    """
+
+    def __init__(self, gen: np.random.Generator, batch: int = 256):
+        self._gen = gen
+        self._u = _doubles(gen, batch)
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * next(self._u)
+
+    def __getattr__(self, name: str):
+        return getattr(self._gen, name)
+
+
+def _doubles(gen: np.random.Generator, batch: int):
+    while True:
+        yield from gen.random(batch).tolist()

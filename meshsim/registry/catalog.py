@@ -55,7 +55,7 @@ import numpy as np
 
 from ..core.catalog import Catalog, Command
 from ..core.raft import FOLLOWER, LEADER, Entry, RaftConfig, Ready
-from ..rng import RandomStreams
+from ..rng import RandomStreams, Uniforms
 from ..sim.kernel import Kernel, Timer
 from ..sim.network import Network
 from .client import Call, RegistryClient, Reply, Rpc, Watch
@@ -214,8 +214,8 @@ class Registry:
         self.attempt_timeout_ms = float(attempt_timeout_ms)
         self.retry_backoff_ms = float(retry_backoff_ms)
         self._no_lease = dataclasses.replace(config, lease_reads=False)
-        self._hold_rng = self.streams.generator(f"{name}/hold")
-        self._wait_rng = self.streams.generator(f"{name}/wait")
+        self._hold_rng = Uniforms(self.streams.generator(f"{name}/hold"))
+        self._wait_rng = Uniforms(self.streams.generator(f"{name}/wait"))
         self._answers: dict = {}  # query answers shared by the servers' catalogs
         self._states = {n: _ServerState(self, s) for n, s in self.cluster.servers.items()}
         self._clients: dict[str, RegistryClient] = {}
@@ -490,7 +490,7 @@ class Registry:
             self._reply(st, rpc, Reply(rpc.rid, rpc.attempt, False, rpc.client, error="no cluster leader",
                                        server=st.name))
             return
-        stagger = float(self._hold_rng.uniform(0.0, self.rpc_hold_timeout_ms / 16))
+        stagger = self._hold_rng.uniform(0.0, self.rpc_hold_timeout_ms / 16)
         self.kernel.call_later(stagger, self._retry_held, (st, st.incarnation, rpc))
 
     def _retry_held(self, arg: tuple[_ServerState, int, Rpc]) -> None:
@@ -525,7 +525,7 @@ class Registry:
         cat = st.catalog
         if rpc.op == "block" and cat.index(rpc.service) <= rpc.min_index:
             w = _Waiter(rpc)
-            wait = rpc.wait_ms + float(self._wait_rng.uniform(0.0, rpc.wait_ms / 16))
+            wait = rpc.wait_ms + self._wait_rng.uniform(0.0, rpc.wait_ms / 16)
             w.timer = self.kernel.call_later(wait, self._wait_expired, (st, st.incarnation, w))
             st.waiters.setdefault(rpc.service, []).append(w)
             return

@@ -61,7 +61,7 @@ import numpy as np
 
 from ..core.raft import LEADER, Entry, Message, PersistentState, RaftConfig, RaftNode, Ready
 from ..distributions import Constant, Distribution, Exponential, from_spec
-from ..rng import RandomStreams
+from ..rng import RandomStreams, Uniforms
 from ..sim.kernel import Kernel, Timer
 from ..sim.network import Network
 
@@ -116,27 +116,6 @@ def make_network(kernel: Kernel, hosts: Iterable[str], latency: DelaySpec = 0.1,
                    streams if streams is not None else RandomStreams(0))
 
 
-class _Uniforms:
-    """The node's Generator with ``uniform`` served from batches: the same numbers as
-    ``Generator.uniform`` one at a time (lo + (hi - lo) * u, u from the same stream), without
-    numpy's per-call cost on every heartbeat."""
-
-    def __init__(self, gen: np.random.Generator, batch: int = 256):
-        self._gen = gen
-        self._u = _stream(gen, batch)
-
-    def uniform(self, low: float, high: float) -> float:
-        return low + (high - low) * next(self._u)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gen, name)
-
-
-def _stream(gen: np.random.Generator, batch: int):
-    while True:
-        yield from gen.random(batch).tolist()
-
-
 class _TickRng:
     """The node's Generator, but election timeouts in whole ticks: uniform(lo, hi) -> lo + tick*{0..k-1}."""
 
@@ -162,6 +141,7 @@ class RaftServer:
         self.name = name
         self.host = host
         self.kernel = cluster.kernel
+        self._env = cluster.kernel.env  # its clock: env._now (Kernel.now without the property call)
         self.node: RaftNode | None = None
         #: the last completed disk write (what a restart comes back with)
         self.persisted = PersistentState()
@@ -221,7 +201,7 @@ class RaftServer:
         them in whole multiples of ``tick`` (exact for whole-ms ticks, so "10
         ticks since the heartbeat" compares equal to a 10-tick timeout as
         etcd's integer tick counters do)."""
-        t = self.kernel.now
+        t = self._env._now
         if not self.tick:
             return t
         return math.floor((t - self.phase) / self.tick + _EPS) * self.tick
@@ -239,7 +219,7 @@ class RaftServer:
             return
         c = self.cluster
         rng: Any = c.streams.generator(f"{c.name}/{self.name}/node{self.starts}")
-        rng = _TickRng(rng, self.tick) if self.tick else _Uniforms(rng)
+        rng = _TickRng(rng, self.tick) if self.tick else Uniforms(rng)
         self.node = RaftNode(self.name, c.voters, c.config, rng, persisted=self.persisted)
         self._disk_free = self._out_tail = -_INF
         self.seen_term = -1
@@ -324,7 +304,7 @@ class RaftServer:
     # ------------------------------------------------------------ outputs
     def _handle(self, call: str, ready: Ready) -> Ready:
         node = self.node
-        now = self.kernel.now
+        now = self._env._now
         state = None
         if ready.persist:
             state = node.persistent_state()
