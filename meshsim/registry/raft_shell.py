@@ -153,6 +153,7 @@ class RaftServer:
         self.disk_writes = 0
         self._timer: Timer | None = None
         self._timer_at = 0.0  # kernel time the timer fires
+        self._streams: dict[str, list[float]] = {}  # peer -> its connection's last arrival (Network.send)
         self._deadline: float | None = None
         self._disk_free = -_INF
         self._out_tail = -_INF
@@ -365,10 +366,14 @@ class RaftServer:
     def _transmit(self, dst: RaftServer, msg: Message, extra: float) -> None:
         if extra > 0:
             self.kernel.call_later(extra, self._transmit_now, (dst, msg))
-        else:
-            self.cluster.network.send(self.host, dst.host, dst._deliver, msg, self.cluster._on_drop)
+        else:  # in order per peer, as over hashicorp/raft's and etcd's TCP streams
+            stream = self._streams.get(dst.name)
+            if stream is None:
+                stream = self._streams[dst.name] = [0.0]
+            self.cluster.network.send(self.host, dst.host, dst._deliver, msg, self.cluster._on_drop, stream)
 
     def _transmit_now(self, arg: tuple) -> None:
+        # held back by the reorder fault: it overtakes the stream on purpose
         dst, msg = arg
         self.cluster.network.send(self.host, dst.host, dst._deliver, msg, self.cluster._on_drop)
 

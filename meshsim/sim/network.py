@@ -205,12 +205,18 @@ class Network:
             d += next(st.extra)
         return d
 
-    def send(self, src: str, dst: str, fn: Callable[[Any], Any], msg: Any, on_drop: DropFn | None = None) -> None:
+    def send(self, src: str, dst: str, fn: Callable[[Any], Any], msg: Any, on_drop: DropFn | None = None,
+             stream: list[float] | None = None) -> None:
         """Deliver ``fn(msg)`` at ``dst`` after the link latency, or report a drop.
 
         A drop decided at send time (loss, partition, destination down) calls
         ``on_drop(msg, reason)`` at once; a destination that goes down while the
         message is in flight drops it on arrival.
+
+        Messages are independent datagrams: with a random latency a later one
+        may arrive first.  ``stream`` (a one-element list, kept by the sender
+        per connection) makes them a connection, as TCP does: no message
+        arrives before the one sent ahead of it on the same stream.
         """
         if not self.enabled:
             fn(msg)
@@ -238,7 +244,12 @@ class Network:
         ev.fn, ev.msg, ev.dst, ev.on_drop = fn, msg, dst, on_drop
         ev.callbacks = self._deliver_cbs
         env = self.env
-        heappush(env._queue, (env._now + d, 1, next(env._eid), ev))  # env.schedule, inlined
+        at = env._now + d
+        if stream is not None:
+            if at < stream[0]:
+                at = stream[0]
+            stream[0] = at
+        heappush(env._queue, (at, 1, next(env._eid), ev))  # env.schedule, inlined
 
     def _deliver(self, ev: _Delivery) -> None:
         if self.host_up[ev.dst]:
