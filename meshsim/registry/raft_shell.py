@@ -264,7 +264,7 @@ class RaftServer:
             self.cluster.dropped["server_down"] += 1
             return
         self.cluster.delivered += 1
-        self._handle("receive", self.node.receive(msg, self.clock()))
+        self._handle("receive", self.node.receive(msg, self.clock() if self.tick else self._env._now))
 
     def _on_timer(self, incarnation: int) -> None:
         if incarnation != self.incarnation or self.node is None:
@@ -294,7 +294,7 @@ class RaftServer:
         self._deadline = deadline
         if deadline is None:
             return
-        due = self._fire_time(deadline)
+        due = self._fire_time(deadline) if self.tick else deadline
         if self._timer is not None:
             if self._timer_at <= due:
                 return
@@ -354,6 +354,12 @@ class RaftServer:
             c.dropped["intercepted" if dst is not None else "unknown_server"] += 1
             return
         c.sent += 1
+        if self._hold is None and self._dup is None:  # no reorder or duplicate faults: onto the peer's stream
+            stream = self._streams.get(to)
+            if stream is None:
+                stream = self._streams[to] = [0.0]
+            c.network.send(self.host, dst.host, dst._deliver, msg, c._on_drop, stream)
+            return
         extra = 0.0
         if self._hold is not None and self._net_rng.random() < c.reorder:
             extra = next(self._hold)
@@ -369,7 +375,7 @@ class RaftServer:
         else:  # in order per peer, as over hashicorp/raft's and etcd's TCP streams
             stream = self._streams.get(dst.name)
             if stream is None:
-                stream = self._streams[dst.name] = [0.0]
+                stream = self._streams[dst.name] = [0.0]  # the same streams as _send's
             self.cluster.network.send(self.host, dst.host, dst._deliver, msg, self.cluster._on_drop, stream)
 
     def _transmit_now(self, arg: tuple) -> None:
