@@ -73,7 +73,7 @@ class Uniforms:
 
     def __init__(self, gen: np.random.Generator, batch: int = 256):
         self._gen = gen
-        self._u = _doubles(gen, batch)
+        self._u = uniform_stream(gen, batch)
 
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * next(self._u)
@@ -82,6 +82,8 @@ class Uniforms:
         return getattr(self._gen, name)
 
 
-def _doubles(gen: np.random.Generator, batch: int):
+def uniform_stream(gen: np.random.Generator, batch: int = 4096):
+    """Infinite iterator of ``gen``'s U(0, 1) doubles as Python floats, drawn ``batch`` at a time
+    (the same numbers as one ``gen.random()`` call each)."""
     while True:
         yield from gen.random(batch).tolist()

@@ -264,7 +264,7 @@ class RaftServer:
             self.cluster.dropped["server_down"] += 1
             return
         self.cluster.delivered += 1
-        self._handle("receive", self.node.receive(msg, self.clock() if self.tick else self._env._now))
+        self._handle("receive", self.node.receive(msg, self.clock()))
 
     def _on_timer(self, incarnation: int) -> None:
         if incarnation != self.incarnation or self.node is None:
@@ -294,7 +294,7 @@ class RaftServer:
         self._deadline = deadline
         if deadline is None:
             return
-        due = self._fire_time(deadline) if self.tick else deadline
+        due = self._fire_time(deadline)
         if self._timer is not None:
             if self._timer_at <= due:
                 return

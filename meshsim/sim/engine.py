@@ -23,6 +23,7 @@ from heapq import heappush
 from typing import Any
 
 from ..core.selection import Balancer, RoundRobin
+from ..rng import uniform_stream
 from .kernel import NORMAL, Carrier, Kernel
 from .network import Network
 from .proxy import REQUEST, RESPONSE
@@ -212,7 +213,7 @@ class Instance(Caller):
         self.uniform = None
         if any(ep.has_prob for ep in service.endpoints.values()):
             rng = streams.generator(f"calls/{self.name}")
-            self.uniform = _uniform_stream(rng)
+            self.uniform = uniform_stream(rng)
         self._svc_done_cbs = [self._service_done]
         self._arrive_cbs = [self.arrive]  # mesh path: after the inbound proxy pass
         self._inbound_cbs = [self.inbound]  # mesh path without a network: after the caller's proxy pass
@@ -430,11 +431,6 @@ def _to_parent(call: Call) -> None:
 
 
 _TO_PARENT = [_to_parent]
-
-
-def _uniform_stream(rng, batch: int = 4096):
-    while True:
-        yield from rng.random(batch).tolist()
 
 
 __all__ = ["Call", "Caller", "EndpointRT", "Instance", "ServiceRT", "RoundRobin", "status_code"]

@@ -20,7 +20,7 @@ from heapq import heappush
 from typing import Any
 
 from ..distributions import Distribution, from_spec
-from ..rng import RandomStreams
+from ..rng import RandomStreams, uniform_stream
 from ..scenario.spec import DEFAULT_LATENCY
 from .kernel import Carrier, Kernel
 
@@ -264,8 +264,7 @@ class _Uniform:
     """Uniform(0, 1) with the ``stream`` interface of a Distribution."""
 
     def stream(self, rng, batch: int):
-        while True:
-            yield from rng.random(batch).tolist()
+        return uniform_stream(rng, batch)
 
 
 _UNIFORM = _Uniform()
