@@ -3,13 +3,14 @@
 Simulated time is in milliseconds.  The one way in::
 
     import meshsim
-    scenario = meshsim.load_scenario("data/scenarios/tandem.yaml")
+    scenario = meshsim.load_scenario(meshsim.example("tandem"))
     result = meshsim.run(scenario, seed=1)
     result.summary["latency_ms"]["mean"]
     result.requests          # pandas DataFrame, one row per request
 """
 
 from .api import run
+from .examples import example, examples
 from .errors import MeshsimError, ScenarioError, ScenarioErrors, ScenarioWarning
 from .result import Result
 from .scenario.load import load_scenario
@@ -32,4 +33,6 @@ __all__ = [
     "run",
     "sweep",
     "__version__",
+    "example",
+    "examples",
 ]

@@ -36,6 +36,7 @@ import numpy as np
 
 from .errors import ScenarioError, closest
 from .units import format_duration, parse_duration
+from .examples import DATA_DIR
 
 __all__ = [
     "DATA_DIR",
@@ -55,9 +56,6 @@ __all__ = [
     "norm_pdf",
     "norm_ppf",
 ]
-
-#: Where ``{dist: empirical, file: ...}`` looks last for relative file names.
-DATA_DIR: Path = Path(__file__).resolve().parents[1] / "data"
 
 #: The standard normal 0.99 quantile, used by the lognormal ``median``/``p99`` form.
 Z_99: float = 2.3263478740408408

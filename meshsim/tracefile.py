@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScenarioError
-
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+from .examples import DATA_DIR
 
 
 def resolve_data_file(name: str, base_dir: Path | None, path: str) -> Path:
-    """Find ``name``: absolute, else beside the scenario, else in the repository's data/."""
+    """Find ``name``: absolute, else beside the scenario, else in the shipped data (meshsim/data)."""
     p = Path(name)
     candidates = [p] if p.is_absolute() else [c for c in ((base_dir / p) if base_dir else None, Path.cwd() / p, DATA_DIR / p) if c]
     for c in candidates:

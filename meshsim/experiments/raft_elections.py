@@ -50,6 +50,7 @@ from ..core.raft import AppendEntries, RaftConfig
 from ..registry.raft_shell import DelaySpec, RaftCluster, make_network
 from ..rng import RandomStreams
 from ..sim.kernel import Kernel
+from ..examples import DATA_DIR as DATA
 
 __all__ = [
     "BOTTOM_RANGES",
@@ -74,8 +75,6 @@ __all__ = [
     "split_vote_table",
     "trial_seed",
 ]
-
-DATA = Path(__file__).resolve().parents[2] / "data"
 
 #: Figure 16, top: the randomness of the election timeout varied (150-150 had 100 trials, the rest 1000)
 TOP_RANGES: tuple[tuple[float, float], ...] = ((150, 150), (150, 151), (150, 155), (150, 175), (150, 200), (150, 300))

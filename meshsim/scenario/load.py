@@ -27,11 +27,26 @@ from ..topology import merge_graph
 from .spec import GRAPH, SCENARIO
 
 
+def _not_found(p: Path) -> str:
+    """Where a missing scenario was looked for, and the shipped example it may have meant."""
+    from ..examples import examples
+
+    where = p if p.is_absolute() else Path.cwd() / p
+    msg = f"no such file (looked in {where.parent})"
+    names = examples()
+    stem = p.stem
+    if stem in names:
+        return msg + f"; the shipped example is meshsim.example({stem!r})"
+    hint = closest(stem, names)
+    return msg + (f"; did you mean meshsim.example({hint!r})?" if hint else
+                  "; meshsim.examples() lists the shipped scenarios, meshsim.example(name) gives a path")
+
+
 def read_yaml(path: str | os.PathLike) -> Any:
     """Read a YAML file; every failure becomes a ScenarioError naming the file."""
     p = Path(path)
     if not p.exists():
-        raise ScenarioError(str(p), "no such file")
+        raise ScenarioError(str(p), _not_found(p))
     if p.is_dir():
         raise ScenarioError(str(p), "is a directory, not a scenario file")
     try:
