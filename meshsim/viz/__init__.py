@@ -2,5 +2,40 @@
 
 Each figure function returns a matplotlib Figure, and the data behind it is
 available as a DataFrame from a ``*_frame`` function beside it.  Matplotlib
-is imported only when a figure is drawn.
+is imported only when a figure is drawn; the names below load their module
+on first use.
+
+>>> import meshsim.viz as viz
+>>> sorted(viz.__all__)[:3]
+['fault_windows', 'over_time', 'raft_frames']
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> module under meshsim.viz that defines it
+_WHERE: dict[str, str] = {
+    "raft_frames": "raft",
+    "raft_timeline": "raft",
+    "waterfall": "waterfall",
+    "waterfall_frame": "waterfall",
+    "over_time": "overtime",
+    "windows_frame": "overtime",
+    "fault_windows": "overtime",
+    "topology": "topology",
+    "topology_frame": "topology",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,7 +8,7 @@ a student learns them once.
 8
 >>> ROLE_COLORS["leader"] == PALETTE[5]
 True
->>> color_for(9) == PALETTE[1]
+>>> color_for(7) == PALETTE[1]
 True
 """
 
