@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from meshsim.examples import SCENARIOS  # the repository's data/ links to meshsim/data
 from meshsim.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ROOT / "data" / "scenarios"
 THREE_TIER = str(SCENARIOS / "three_tier.yaml")
 # small, fast runs of the three-tier example: 2000 requests, everything counted
 SMALL = ["--set", "run.duration=null", "--set", "run.requests=2000", "--set", "metrics.warmup=0"]
@@ -135,7 +135,8 @@ def test_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     for command in ("validate", "run"):
         code, out, err = cli(capsys, command, missing)
         assert_clean_failure(code, out, err)
-        assert err == f"meshsim: invalid scenario: {missing}: no such file\n"
+        assert err.startswith(f"meshsim: invalid scenario: {missing}: no such file (looked in {tmp_path})")
+        assert "meshsim.example" in err and err.count("\n") == 1
 
 
 def test_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from meshsim.examples import SCENARIOS  # the repository's data/ links to meshsim/data
 from meshsim.distributions import DISTRIBUTION_KINDS
 from meshsim.errors import ScenarioError, ScenarioErrors, ScenarioWarning
 from meshsim.scenario.load import load_scenario, parse_override, set_path
@@ -28,7 +29,6 @@ from meshsim.scenario.schema import walk
 from meshsim.scenario.spec import SCENARIO
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ROOT / "data" / "scenarios"
 TOP_KEYS = set(SCENARIO.fields)
 
 
@@ -480,7 +480,8 @@ def test_bad_files(tmp_path: Path, content: str, message: str) -> None:
 def test_missing_file_directory_and_binary(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(tmp_path / "nope.yaml")
-    assert str(info.value) == f"{tmp_path / 'nope.yaml'}: no such file"
+    assert str(info.value) == (f"{tmp_path / 'nope.yaml'}: no such file (looked in {tmp_path}); meshsim.examples() "
+                               "lists the shipped scenarios, meshsim.example(name) gives a path")
     with pytest.raises(ScenarioError) as info:
         load_scenario(tmp_path)
     assert str(info.value) == f"{tmp_path}: is a directory, not a scenario file"
