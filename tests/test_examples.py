@@ -62,3 +62,9 @@ def test_wheel_ships_the_examples(tmp_path):
     for p in DATA_DIR.rglob("*"):
         if p.is_file():
             assert f"meshsim/data/{p.relative_to(DATA_DIR).as_posix()}" in names
+
+
+def test_readme_lists_every_example():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [n for n in meshsim.examples() if f"`{n}.yaml`" not in readme]
+    assert not missing, f"README's scenario table lacks {missing}"
