@@ -16,26 +16,26 @@ from typing import Any
 
 import numpy as np
 
+from .viz.style import CI_ALPHA, PALETTE, color_for, new_figure
+
 
 def latency_figure(result: Any, title: str | None = None):
     """Two panels: latency histogram (log x) and latency CDF, with mean/p50/p99 marked."""
-    import matplotlib.pyplot as plt
-
     lat = result.latencies()
     s = result.summary["latency_ms"]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(11, 4))
     if lat.size:
         lo = max(lat.min(), 1e-3)
         bins = np.logspace(np.log10(lo), np.log10(max(lat.max(), lo * 1.01)), 60)
-        ax1.hist(lat, bins=bins, color="#4C72B0", alpha=0.85)
+        ax1.hist(lat, bins=bins, color=PALETTE[5], alpha=0.85)
         ax1.set_xscale("log")
         xs = np.sort(lat)
-        ax2.plot(xs, np.arange(1, xs.size + 1) / xs.size, color="#4C72B0")
+        ax2.plot(xs, np.arange(1, xs.size + 1) / xs.size, color=PALETTE[5])
         for key, style in (("mean", "-"), ("p50", "--"), ("p99", ":")):
             v = s[key]
             if v is not None:
                 for ax in (ax1, ax2):
-                    ax.axvline(v, color="k", linestyle=style, linewidth=1, label=f"{key} {v:.4g} ms")
+                    ax.axvline(v, color=PALETTE[0], linestyle=style, linewidth=1, label=f"{key} {v:.4g} ms")
     ax1.set_xlabel("latency (ms)")
     ax1.set_ylabel("requests")
     ax1.set_title("latency histogram")
@@ -50,17 +50,15 @@ def latency_figure(result: Any, title: str | None = None):
 
 
 def utilisation_figure(result: Any):
-    """Busy workers per service over time (mean over its instances), from the timeseries table."""
-    import matplotlib.pyplot as plt
-
+    """Busy workers and queued requests per service over time (summed over its instances), from the timeseries table."""
     ts = result.timeseries
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for svc, grp in ts.groupby("service", observed=True):
+    fig, ax = new_figure(figsize=(9, 4))
+    for i, (svc, grp) in enumerate(ts.groupby("service", observed=True)):
         per_t = grp.groupby("time_ms")[["busy", "queue"]].sum()
-        ax.plot(per_t.index / 1000.0, per_t["busy"], label=f"{svc} busy")
-        ax.plot(per_t.index / 1000.0, per_t["queue"], linestyle="--", label=f"{svc} queued")
+        ax.plot(per_t.index / 1000.0, per_t["busy"], color=color_for(i), label=f"{svc} busy")
+        ax.plot(per_t.index / 1000.0, per_t["queue"], color=color_for(i), linestyle="--", label=f"{svc} queued")
     ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("requests")
+    ax.set_ylabel("busy workers, queued requests")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -110,9 +108,7 @@ def _groups(agg, by: str | None):
 
 def latency_vs_load(agg, load: str, metric: str = "latency_ms.p99", by: str | None = None, k: float = 2.0, ax=None):
     """Latency against offered load from a sweep aggregate, with 95% CI bands and the knee marked."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4.5))
+    fig, ax = (ax.figure, ax) if ax is not None else new_figure(figsize=(7, 4.5))
     for value, grp in _groups(agg, by):
         grp = grp.sort_values(load)
         kx = knee(grp[load], grp[metric], k)
@@ -120,7 +116,7 @@ def latency_vs_load(agg, load: str, metric: str = "latency_ms.p99", by: str | No
         line, = ax.plot(grp[load], grp[metric], marker="o", label=label)
         lo, hi = f"{metric}_ci_low", f"{metric}_ci_high"
         if lo in grp and hi in grp:
-            ax.fill_between(grp[load], grp[lo], grp[hi], color=line.get_color(), alpha=0.2)
+            ax.fill_between(grp[load], grp[lo], grp[hi], color=line.get_color(), alpha=CI_ALPHA)
         if np.isfinite(kx):
             ax.axvline(kx, color=line.get_color(), linestyle=":", linewidth=1)
     ax.set_xlabel(_label(load))
@@ -134,17 +130,15 @@ def latency_vs_load(agg, load: str, metric: str = "latency_ms.p99", by: str | No
 
 def throughput_vs_offered(agg, offered: str, metric: str = "throughput_rps", by: str | None = None, ax=None):
     """Measured throughput against offered load, with the y = x line of a system that keeps up."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4.5))
+    fig, ax = (ax.figure, ax) if ax is not None else new_figure(figsize=(7, 4.5))
     for value, grp in _groups(agg, by):
         grp = grp.sort_values(offered)
         line, = ax.plot(grp[offered], grp[metric], marker="o", label=f"{by}={value}" if by else metric)
         lo, hi = f"{metric}_ci_low", f"{metric}_ci_high"
         if lo in grp and hi in grp:
-            ax.fill_between(grp[offered], grp[lo], grp[hi], color=line.get_color(), alpha=0.2)
+            ax.fill_between(grp[offered], grp[lo], grp[hi], color=line.get_color(), alpha=CI_ALPHA)
     top = float(np.nanmax(agg[offered]))
-    ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1, label="offered = carried")
+    ax.plot([0, top], [0, top], color=PALETTE[0], linestyle="--", linewidth=1, label="offered = carried")
     ax.set_xlabel(_label(offered))
     ax.set_ylabel(_label(metric))
     ax.set_title("throughput vs offered load")
@@ -156,9 +150,7 @@ def throughput_vs_offered(agg, offered: str, metric: str = "throughput_rps", by:
 
 def cdf_overlay(results: dict, ax=None):
     """Latency CDFs of several results on one axis: ``{"label": Result, ...}``."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4.5))
+    fig, ax = (ax.figure, ax) if ax is not None else new_figure(figsize=(7, 4.5))
     for label, res in results.items():
         lat = np.sort(res.latencies())
         if lat.size:
@@ -175,11 +167,10 @@ def cdf_overlay(results: dict, ax=None):
 
 def heatmap(agg, x: str, y: str, metric: str, ax=None, fmt: str = "{:.3g}"):
     """A two-parameter sweep as a heat map of ``metric`` (cells annotated)."""
-    import matplotlib.pyplot as plt
-
     table = agg.pivot_table(index=y, columns=x, values=metric, aggfunc="mean").sort_index(ascending=False)
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(1.2 * table.shape[1] + 3, 0.8 * table.shape[0] + 2))
+    fig, ax = (ax.figure, ax) if ax is not None else new_figure(figsize=(1.2 * table.shape[1] + 3, 0.8 * table.shape[0] + 2))
     im = ax.imshow(table.to_numpy(dtype=float), aspect="auto", cmap="viridis")
+    ax.grid(False)
     ax.set_xticks(range(table.shape[1]), [f"{v:g}" if isinstance(v, float) else str(v) for v in table.columns])
     ax.set_yticks(range(table.shape[0]), [f"{v:g}" if isinstance(v, float) else str(v) for v in table.index])
     for i in range(table.shape[0]):
