@@ -75,7 +75,13 @@ def house_style() -> Iterator[None]:
     rc = dict(_RC)
     rc["axes.prop_cycle"] = cycler(color=[color_for(i) for i in range(len(PALETTE) - 1)])
     with mpl.rc_context(rc):
-        yield
+        try:
+            yield
+        finally:
+            # the first figure of a Jupyter session loads the inline backend, which turns interactive mode on
+            # inside this context; rc_context would turn it off again on exit and no later figure would show
+            interactive = mpl.is_interactive()
+    mpl.interactive(interactive)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, **kw: Any):
