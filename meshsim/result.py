@@ -417,6 +417,12 @@ class Result:
 
         return pd.DataFrame(self._sim.mesh_events, columns=["time_ms", "event", "caller", "instance"])
 
+    def to_chrome_trace(self, path: str | Path, requests: Any = None, raft: bool = True) -> Path:
+        """Write the run as a Chrome trace (Perfetto, chrome://tracing); see :mod:`meshsim.trace_export`."""
+        from .trace_export import to_chrome_trace
+
+        return to_chrome_trace(self, path, requests=requests, raft=raft)
+
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.summary, indent=indent)
 

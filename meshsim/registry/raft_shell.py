@@ -25,13 +25,14 @@ fire on that grid and election timeouts are whole numbers of ticks
 
 :class:`RaftCluster` builds the servers on given hosts, finds the leader,
 proposes, crashes, restarts and partitions, and records what happened as
-columnar lists (``leader_changes``, ``events``, ``commits``, ``proposals``,
+columnar lists (``leader_changes``, ``events``, ``terms``, ``commits``, ``proposals``,
 unavailability ``windows``).  It runs on a bare :class:`~meshsim.sim.kernel.Kernel`
 with a :class:`~meshsim.sim.network.Network` (see :func:`make_network`) or
 inside a :class:`~meshsim.sim.simulation.Simulation` as a component
 (``sim.attach(cluster)``).  A scenario's host faults only take a host off
 the network; to crash the Raft process itself use :meth:`RaftCluster.crash`
-(or schedule it with :meth:`RaftCluster.at`).  All randomness comes from named
+(or schedule it with :meth:`RaftCluster.at`).  :meth:`RaftCluster.record_messages`
+records every message with its arrival (off by default; see :class:`MessageLog`).  All randomness comes from named
 streams (``"{name}/{server}/node{k}"``, ``.../net``, ``.../disk``, ``.../tick``).
 
 >>> from meshsim.core.raft import RaftConfig
@@ -59,13 +60,14 @@ from typing import Any
 
 import numpy as np
 
-from ..core.raft import LEADER, Entry, Message, PersistentState, RaftConfig, RaftNode, Ready
+from ..core.raft import (LEADER, AppendEntries, AppendEntriesResponse, Entry, Message, PersistentState, RaftConfig,
+                         RaftNode, Ready, RequestVote, RequestVoteResponse)
 from ..distributions import Constant, Distribution, Exponential, from_spec
 from ..rng import RandomStreams, Uniforms
 from ..sim.kernel import Kernel, Timer
 from ..sim.network import Network
 
-__all__ = ["RaftCluster", "RaftServer", "as_delay", "make_network"]
+__all__ = ["MessageLog", "RaftCluster", "RaftServer", "as_delay", "make_network"]
 
 _INF = math.inf
 _EPS = 1e-9
@@ -354,6 +356,8 @@ class RaftServer:
             c.dropped["intercepted" if dst is not None else "unknown_server"] += 1
             return
         c.sent += 1
+        if c.message_log is not None:  # opt-in (RaftCluster.record_messages): the only cost when off
+            c.message_log.sent(self.name, to, msg)
         if self._hold is None and self._dup is None:  # no reorder or duplicate faults: onto the peer's stream
             stream = self._streams.get(to)
             if stream is None:
@@ -386,6 +390,95 @@ class RaftServer:
 
 def _columns(*names: str) -> dict[str, list]:
     return {n: [] for n in names}
+
+
+class MessageLog:
+    """The Raft messages a cluster sent in a window (:meth:`RaftCluster.record_messages`).
+
+    One row per message handed to the network: ``[send_ms, arrive_ms, src, dst, msg, fate]``;
+    ``fate`` is ``"in_flight"`` until it arrives (``"delivered"``, or ``"server_down"`` when the
+    receiving process is crashed) or the network drops it (``"partitioned"``, ``"network_loss"``,
+    ``"host_down"``; ``arrive_ms`` stays NaN).  Copies made by the ``duplicate`` fault are not rows.
+    Arrivals and drops are caught by per-instance hooks installed here, so a cluster that does not
+    record pays nothing but the ``message_log is None`` check in ``RaftServer._send``.
+    """
+
+    COLUMNS = ("send_ms", "arrive_ms", "src", "dst", "kind", "term", "entries", "ok", "delivered", "fate")
+
+    def __init__(self, cluster: RaftCluster | None, start_ms: float | None = None, end_ms: float | None = None):
+        self.cluster = cluster
+        self.start_ms = cluster.kernel.now if start_ms is None and cluster is not None else (start_ms or 0.0)
+        self.end_ms = _INF if end_ms is None else float(end_ms)
+        self.rows: list[list] = []
+        self._pending: dict[int, deque] = {}  # id(msg) -> rows waiting for it (the row keeps msg alive)
+        if cluster is None:
+            return
+        for s in cluster.servers.values():
+            s._deliver = self._arrival_hook(s)  # shadows the method on this instance only
+        cluster._on_drop = self._drop_hook(cluster)
+
+    def sent(self, src: str, dst: str, msg: Message) -> None:
+        now = self.cluster.kernel.now
+        if self.start_ms <= now <= self.end_ms:
+            self._pending.setdefault(id(msg), deque()).append(len(self.rows))
+            self.rows.append([now, math.nan, src, dst, msg, "in_flight"])
+
+    def _take(self, msg: Message) -> list | None:
+        q = self._pending.get(id(msg))
+        if not q:
+            return None
+        row = self.rows[q.popleft()]
+        if not q:
+            del self._pending[id(msg)]
+        return row if row[4] is msg else None
+
+    def _arrival_hook(self, server: RaftServer) -> Callable[[Message], None]:
+        deliver = RaftServer._deliver
+
+        def arrive(msg: Message) -> None:
+            row = self._take(msg)
+            if row is not None:
+                row[1] = self.cluster.kernel.now
+                row[5] = "delivered" if server.node is not None else "server_down"
+            deliver(server, msg)
+        return arrive
+
+    def _drop_hook(self, cluster: RaftCluster) -> Callable[[Any, str], None]:
+        on_drop = type(cluster)._on_drop
+
+        def drop(msg: Any, reason: str) -> None:
+            row = self._take(msg)
+            if row is not None:
+                row[5] = reason
+            on_drop(cluster, msg, reason)
+        return drop
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def frame(self):
+        """The rows as a DataFrame with columns :attr:`COLUMNS`; ``kind`` is RequestVote, PreVote,
+        RequestVoteReply, PreVoteReply, AppendEntries (with entries), heartbeat (without) or
+        AppendEntriesReply; ``ok`` is the vote granted / append accepted (None for requests)."""
+        import pandas as pd
+
+        out = []
+        for send, arrive, src, dst, m, fate in self.rows:
+            entries, ok = 0, None
+            if isinstance(m, AppendEntries):
+                entries = len(m.entries)
+                kind = "AppendEntries" if entries else "heartbeat"
+            elif isinstance(m, AppendEntriesResponse):
+                kind, ok = "AppendEntriesReply", bool(m.success)
+            elif isinstance(m, RequestVote):
+                kind = "PreVote" if m.pre_vote else "RequestVote"
+            elif isinstance(m, RequestVoteResponse):
+                kind, ok = ("PreVoteReply" if m.pre_vote else "RequestVoteReply"), bool(m.granted)
+            else:
+                kind = type(m).__name__
+            out.append((send, arrive, src, dst, kind, getattr(m, "term", None), entries, ok,
+                        fate == "delivered", fate))
+        return pd.DataFrame(out, columns=list(self.COLUMNS))
 
 
 class RaftCluster:
@@ -443,6 +536,8 @@ class RaftCluster:
         self.voters = tuple(mapping)
         self.majority = len(self.voters) // 2 + 1
         self.intercept: Intercept | None = None
+        #: the messages recorded since :meth:`record_messages` (None: not recording)
+        self.message_log: MessageLog | None = None
         self.observers: list[Observer] = []
         self.sent = self.delivered = self.duplicated = self.reordered = 0
         self.dropped: dict[str, int] = {"network_loss": 0, "partitioned": 0, "host_down": 0,
@@ -451,6 +546,8 @@ class RaftCluster:
         self.leader_changes = _columns("time", "leader", "term")
         #: role changes, crashes, restarts, partitions: time, server, event, term
         self.events = _columns("time", "server", "event", "term")
+        #: a server's term at each start and whenever it changed: time, server, term
+        self.terms = _columns("time", "server", "term")
         #: every entry applied on every server: time, server, index, term, kind
         self.commits = _columns("time", "server", "index", "term", "kind")
         #: proposals accepted by a leader: time, server, index, term, commit_time (when that server applied it)
@@ -537,6 +634,8 @@ class RaftCluster:
 
         if which == "windows":
             return pd.DataFrame([(a, b) for a, b in self.windows], columns=["start", "end"])
+        if which == "messages":
+            return (self.message_log or MessageLog(None)).frame()
         return pd.DataFrame(getattr(self, which))
 
     # ------------------------------------------------------------ actions
@@ -571,6 +670,12 @@ class RaftCluster:
     def heal(self) -> None:
         self.network.heal((self.name, "partition"))
         self._event(None, "heal")
+
+    def record_messages(self, start_ms: float | None = None, end_ms: float | None = None) -> MessageLog:
+        """Record every message sent from ``start_ms`` to ``end_ms`` (default: from now on) with its
+        arrival; read them with ``cluster.frame("messages")``.  Call before or during the run."""
+        self.message_log = MessageLog(self, start_ms, end_ms)
+        return self.message_log
 
     def at(self, time_ms: float, fn: Callable[..., Any], *args: Any) -> Timer:
         """Call ``fn(*args)`` at simulated time ``time_ms`` (e.g. ``cluster.at(5000, cluster.crash, "a")``)."""
@@ -636,6 +741,11 @@ class RaftCluster:
         for obs in self.observers:
             obs(server, call, ready)
         if ready.role_changes or node.term != server.seen_term:  # availability can change only then
+            if node.term != server.seen_term:
+                tc = self.terms
+                tc["time"].append(now)
+                tc["server"].append(server.name)
+                tc["term"].append(node.term)
             server.seen_term = node.term
             self._check_available()
 
