@@ -12,7 +12,7 @@ with times in MICROseconds (simulated ms x 1000):
 - with a registry, one more process for its Raft cluster, a thread per
   server: role bands as complete events, every role change, crash and
   restart as an instant event (``ph: "i"``), and each recorded message
-  (see :func:`meshsim.viz.raft.run_with_messages`) as a flow (``ph: "s"``
+  (scenario key ``registry.record_messages``) as a flow (``ph: "s"``
   at the sender when sent, ``ph: "f"`` at the receiver when it arrived, each
   bound to a zero-length slice there).  Lost messages are not drawn.
 

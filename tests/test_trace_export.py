@@ -11,7 +11,7 @@ import pytest
 
 import meshsim
 from meshsim.trace_export import DEFAULT_REQUESTS, PARTS, chrome_trace
-from meshsim.viz.raft import raft_frames, run_with_messages
+from meshsim.viz.raft import raft_frames
 
 EPS_US = 1e-6  # float slack when comparing microsecond times
 
@@ -23,8 +23,8 @@ def tier():
 
 @pytest.fixture(scope="module")
 def failover():
-    return run_with_messages(meshsim.example("registry_failover"), seed=1, overrides={"run.duration": "34s"},
-                             start_ms=30_500, end_ms=33_000)
+    return meshsim.run(meshsim.example("registry_failover"), seed=1, overrides={
+        "run.duration": "34s", "registry.record_messages": {"from": "30500ms", "until": "33s"}})
 
 
 def load(res, tmp_path, name="trace.json", **kw):

@@ -17,7 +17,7 @@ from meshsim.core.raft import RaftConfig
 from meshsim.registry.raft_shell import RaftCluster, make_network
 from meshsim.rng import RandomStreams
 from meshsim.sim.kernel import Kernel
-from meshsim.viz.raft import ROLE_COLUMNS, cluster_of, raft_frames, raft_timeline, run_with_messages
+from meshsim.viz.raft import ROLE_COLUMNS, cluster_of, raft_frames, raft_timeline
 from meshsim.viz.style import ROLE_COLORS
 
 HOSTS = [f"s{i}" for i in range(5)]
@@ -211,8 +211,8 @@ def test_timeline_without_messages_and_on_a_given_axes():
 
 
 def test_result_and_registry_sources():
-    res = run_with_messages(meshsim.example("registry_failover"), seed=1, overrides={"run.duration": "34s"},
-                            start_ms=30_500, end_ms=33_000)
+    res = meshsim.run(meshsim.example("registry_failover"), seed=1, overrides={
+        "run.duration": "34s", "registry.record_messages": {"from": "30500ms", "until": "33s"}})
     comp = res.component("registry")
     assert cluster_of(res) is cluster_of(comp) is cluster_of(comp.registry) is comp.registry.cluster
     f = raft_frames(res, 30_000, 34_000)

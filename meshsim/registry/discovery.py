@@ -60,6 +60,9 @@ class RegistryDiscovery:
         servers = {f"registry-{i}": f"registry-{i}" for i in range(reg["servers"])}
         self.registry = Registry(sim, None, servers, config, name="registry", disk_delay=reg["disk_delay"] or 0.0,
                                  duplicate=reg["duplicate"], reorder=reg["reorder"])
+        window = reg["record_messages"]
+        if window is not None:
+            self.registry.cluster.record_messages(window["from"], window["until"])
         hc = reg["health_check"]
         for inst in sim.instances:
             agent = self.registry.agent(inst.host, anti_entropy_ms=reg["anti_entropy"])

@@ -694,6 +694,15 @@ HEALTH_CHECK = Struct(
     doc="How each host's agent checks its instances (Consul agent checks).",
 )
 
+RECORD_WINDOW = Struct(
+    "record window",
+    {
+        "from": Field(Duration(), default=0.0, doc="start of the window"),
+        "until": Field(Duration(), default=None, doc="end of the window (default: the end of the run)"),
+    },
+    doc="A window of simulated time in which something is recorded.",
+)
+
 REGISTRY = Struct(
     "registry",
     {
@@ -715,6 +724,9 @@ REGISTRY = Struct(
         "dns_ttl": Field(Duration(), default=0.0, doc="dns discovery: cache lifetime (Consul's default TTL 0)"),
         "duplicate": Field(PROBABILITY, default=0.0, doc="chance that a Raft message is delivered twice"),
         "reorder": Field(PROBABILITY, default=0.0, doc="chance that a Raft message is held back and overtaken"),
+        "record_messages": Field(RECORD_WINDOW, default=None,
+                                 doc="record the Raft messages sent in this window, for timelines and traces "
+                                     "(meshsim.viz.raft_timeline, Result.to_chrome_trace); off by default"),
     },
     doc="A Consul-like service registry replicated with Raft. When present, agents register every instance and "
         "run its health check; callers find instances through it (proxies via the control plane).",

@@ -12,7 +12,7 @@ are recorded only when asked, before the window of interest is run:
 
 - a cluster or registry you build: ``cluster.record_messages(start_ms, end_ms)``
   (``registry.cluster.record_messages(...)``);
-- a scenario: :func:`run_with_messages` (``meshsim.run`` plus the recording).
+- a scenario: the key ``registry.record_messages: {from: 30s, until: 33s}``.
 
 >>> from meshsim.core.raft import RaftConfig
 >>> from meshsim.registry.raft_shell import RaftCluster, make_network
@@ -42,7 +42,6 @@ are recorded only when asked, before the window of interest is run:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -50,7 +49,7 @@ import pandas as pd
 
 from .style import PALETTE, ROLE_COLORS, new_figure
 
-__all__ = ["MESSAGE_STYLES", "cluster_of", "raft_frames", "raft_timeline", "run_with_messages"]
+__all__ = ["MESSAGE_STYLES", "cluster_of", "raft_frames", "raft_timeline"]
 
 ROLE_COLUMNS = ["server", "start_ms", "end_ms", "role", "term"]
 MESSAGE_COLUMNS = ["send_ms", "arrive_ms", "src", "dst", "kind", "term", "entries", "ok", "delivered", "fate"]
@@ -286,27 +285,3 @@ def raft_timeline(source: Any, start_ms: float | None = None, end_ms: float | No
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=5, fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def run_with_messages(scenario: Any, seed: int | None = None, overrides: Any = None,
-                      start_ms: float | None = None, end_ms: float | None = None):
-    """``meshsim.run`` with the registry's Raft messages recorded from ``start_ms`` to ``end_ms``.
-
-    The scenario needs a ``registry:`` section; the Result's timeline then
-    shows messages (``raft_timeline(result, start_ms, end_ms)``) and its
-    Chrome trace has them as flows.
-    """
-    from ..registry.discovery import attach_registry
-    from ..result import Result
-    from ..scenario.load import load_scenario
-    from ..scenario.model import Scenario
-    from ..sim.simulation import Simulation
-
-    if not isinstance(scenario, Scenario) or overrides:
-        scenario = load_scenario(scenario, overrides)
-    if scenario.spec.get("registry") is None:
-        raise ValueError("run_with_messages needs a scenario with a registry: section")
-    sim = Simulation(scenario, seed=seed)
-    attach_registry(sim).registry.cluster.record_messages(start_ms, end_ms if end_ms is not None else math.inf)
-    sim.run()
-    return Result(sim)
