@@ -14,8 +14,11 @@ $(VENV)/.stamp-dev: pyproject.toml
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@
 
+# everything: the notebooks' dependencies too, and the venv's own kernel registered as "python3"
+# (absolute path to .venv/bin/python, so notebooks run in this venv whatever else is installed)
 $(VENV)/.stamp-notebooks: pyproject.toml $(VENV)/.stamp-dev
 	$(PIP) install --quiet -e ".[notebooks,dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
 ## run: the main job — headless demo (summary + plot in out/demo), then JupyterLab on notebooks/
@@ -25,12 +28,13 @@ run: demo lab
 demo: $(VENV)/.stamp-dev
 	MPLBACKEND=Agg $(VENV)/bin/meshsim demo --out out/demo
 
-## lab: JupyterLab on notebooks/ (localhost only, token printed in the log)
+## lab: JupyterLab on notebooks/, opening on 00_quickstart.ipynb (localhost only, token printed in the log)
 lab: $(VENV)/.stamp-notebooks
-	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ROOT_FLAG)
+	$(VENV)/bin/jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+	  --LabApp.default_url=/lab/tree/00_quickstart.ipynb $(ROOT_FLAG)
 
-## test: every test (unit, property, validation against theory, CLI, docs)
-test: $(VENV)/.stamp-dev
+## test: every test (unit, property, validation against theory, CLI, docs, notebooks, JupyterLab in Chromium)
+test: $(VENV)/.stamp-notebooks
 	MPLBACKEND=Agg $(PY) -m pytest -q
 
 ## bench: speed and memory against SimPy and Ciw, sweep backends, mesh cost, registry; writes bench/results.md
