@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # Jupyter refuses to run as root unless told to (containers and CI machines run as root)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: run demo lab test test-fast bench docs clean
+.PHONY: run demo lab test bench docs clean
 
 $(VENV)/.stamp-dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,12 +37,13 @@ lab: $(VENV)/.stamp-notebooks
 test: $(VENV)/.stamp-notebooks
 	MPLBACKEND=Agg $(PY) -m pytest -q
 
-## bench: speed and memory against SimPy and Ciw, sweep backends, mesh cost, registry; writes bench/results.md
-bench: $(VENV)/.stamp-dev
+## bench: speed and memory against SimPy and Ciw, sweep backends, mesh cost, registry, dashboard re-run; writes bench/results.md
+bench: $(VENV)/.stamp-notebooks
 	$(PY) bench/run.py --repeat 3 --markdown bench/results.md
 	$(PY) bench/sweep_bench.py --append bench/results.md
 	$(PY) bench/mesh_bench.py --append bench/results.md
 	$(PY) bench/registry_bench.py --append bench/results.md
+	$(PY) bench/dashboard_bench.py --append bench/results.md
 
 ## docs: regenerate the scenario key reference in docs/scenarios.md
 docs: $(VENV)/.stamp-dev
