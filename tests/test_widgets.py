@@ -22,7 +22,7 @@ from meshsim.widgets import breakdown_frame, compare, compare_frame, explore, qu
 from meshsim.widgets.explorer import DASHBOARD_OVERRIDES, Explorer
 
 THREE_TIER = meshsim.example("three_tier")
-QUICK = dict(DASHBOARD_OVERRIDES)  # 5 s of three_tier at 1200 req/s, no crash
+QUICK = dict(DASHBOARD_OVERRIDES)  # 5 s of three_tier (after 1 s of warm-up) at 1200 req/s, no crash
 
 SMALL = {  # two replicas of one single-worker station at utilisation 0.75: replicas matter a lot
     "run": {"requests": 1500},
