@@ -487,6 +487,21 @@ class RaftNode:
                 self._reset_election_timer(now)
         return self._finish(now)
 
+    def fire_election_timer(self, now: float) -> Ready:
+        """Let the election timer expire now, ahead of its random deadline (a test or a classroom forcing an
+        election, like etcd's Campaign); a leader has no election timer.
+
+        >>> import numpy as np
+        >>> a = RaftNode("a", ("a", "b", "c"), RaftConfig.profile("paper"), np.random.default_rng(0))
+        >>> _ = a.start(0.0)
+        >>> [type(msg).__name__ for _to, msg in a.fire_election_timer(1.0).messages], a.role, a.term
+        (['RequestVote', 'RequestVote'], 'candidate', 1)
+        """
+        if self._role == LEADER:
+            raise ValueError("a leader has no election timer (it sends heartbeats)")
+        self._election_deadline = now
+        return self.on_timer(now)
+
     def propose(self, data: Any, now: float) -> Ready:
         """Append a command at the leader (``ready.entry``); elsewhere ``ready.rejected``."""
         self._begin()

@@ -356,10 +356,8 @@ class RaftClassroom:
             raise ValueError(f"{server} is the leader: a leader has no election timer (it sends heartbeats)")
 
         def go() -> None:
-            # the core has no public "campaign now" call; moving its deadline to now is what a real timer does
-            node._election_deadline = self._core.now
             self._event(server, "election timer fired")
-            self._core._handle(server, "timeout", node.on_timer(self._core.now))
+            self._core._handle(server, "timeout", node.fire_election_timer(self._core.now))
 
         self._act(f"timeout({server!r})", go)
 
