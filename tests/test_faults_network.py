@@ -467,3 +467,40 @@ def test_streaming_memory_does_not_grow_with_run_length():
         assert len(rec._req_arrival) == 0  # nothing left in flight after the drain
         assert 19 <= len(rec.batch_sums) <= 21  # fixed number of batches (metrics.batches = 20)
         assert len(rec.t_time) <= 250  # ~200 samples whatever the run length
+
+
+def test_slow_fault_scales_one_instance_with_the_same_draws():
+    """action: slow multiplies an instance's service times from at to until: its busy time is exactly
+    factor x the unslowed run's in that window (same draws), and every other instance is untouched."""
+    base = {"run": {"requests": 20000}, "network": {"enabled": False},
+            "services": {"farm": {"replicas": 4, "service_time": {"dist": "exponential", "mean": "10ms"}}},
+            "workloads": {"u": {"rate": 100, "target": "farm"}}}
+    plain = meshsim.run(base, seed=1)
+    slow = meshsim.run({**base, "faults": [{"at": 0, "action": "slow", "instance": "farm-1", "factor": 3}]}, seed=1)
+    u0, u1 = plain.instances["utilisation"], slow.instances["utilisation"]
+    for name in ("farm-0", "farm-2", "farm-3"):
+        assert u1[name] == u0[name]
+    assert u1["farm-1"] == pytest.approx(3 * u0["farm-1"], rel=1e-3)
+    spans0, spans1 = plain.spans, slow.spans
+    s0 = spans0[spans0.instance == "farm-1"].service_ms.to_numpy()
+    s1 = spans1[spans1.instance == "farm-1"].service_ms.to_numpy()
+    assert s1 == pytest.approx(3 * s0, rel=1e-6)
+
+
+def test_slow_fault_window_and_checks():
+    base = {"run": {"duration": "4s"}, "network": {"enabled": False},
+            "services": {"web": {"replicas": 2, "service_time": "10ms"}},
+            "workloads": {"u": {"type": "deterministic", "rate": 10, "target": "web"}}}
+    res = meshsim.run({**base, "faults": [{"at": "1s", "until": "2s", "action": "slow", "instance": "web-0",
+                                           "factor": 5}]}, seed=1)
+    sp = res.spans[res.spans.instance == "web-0"]
+    inside = sp[(sp.start_ms >= 1000) & (sp.start_ms < 2000)].service_ms
+    outside = sp[(sp.start_ms < 1000) | (sp.start_ms >= 2000)].service_ms
+    assert inside.to_numpy() == pytest.approx(50.0) and outside.to_numpy() == pytest.approx(10.0)
+    assert [e["event"] for e in res.summary["faults"]] == ["slow", "unslow"]
+    for bad, msg in (({"action": "slow", "instance": "web-0"}, "factor: is required for slow"),
+                     ({"action": "crash", "instance": "web-0", "factor": 2}, "factor: does not apply to action crash"),
+                     ({"action": "slow", "factor": 2}, "slow needs exactly one of instance or host"),
+                     ({"action": "slow", "instance": "web-0", "factor": 0}, "factor")):
+        with pytest.raises(meshsim.ScenarioErrors, match=msg):
+            meshsim.load_scenario({**base, "faults": [{"at": "1s", **bad}]})

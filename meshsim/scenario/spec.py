@@ -490,7 +490,7 @@ TOPOLOGY = Struct(
 
 def _validate_fault(out: dict, path: str, ctx: Context) -> None:
     action = out["action"]
-    target_keys = {"crash": ("instance", "host"), "restart": ("instance", "host"),
+    target_keys = {"crash": ("instance", "host"), "restart": ("instance", "host"), "slow": ("instance", "host"),
                    "degrade": ("between",), "partition": ("groups",),
                    "crash_server": ("server",), "restart_server": ("server",), "slow_disk": ("server",)}[action]
     given = [k for k in ("instance", "host", "between", "groups", "server") if out.get(k) is not None]
@@ -507,7 +507,10 @@ def _validate_fault(out: dict, path: str, ctx: Context) -> None:
         if out.get("until") is not None and out["until"] <= out["at"]:
             ctx.error(f"{path}.until", f"must be after at ({out['at']}ms), got {out['until']}ms")
         return
-    if action in ("crash", "restart"):
+    if (out.get("factor") is not None) != (action == "slow"):
+        ctx.error(f"{path}.factor", "is required for slow: how many times longer each service takes"
+                  if action == "slow" else f"does not apply to action {action}")
+    if action in ("crash", "restart", "slow"):
         if len([k for k in given if k in target_keys]) != 1:
             ctx.error(path, f"{action} needs exactly one of instance or host")
     else:
@@ -530,13 +533,16 @@ FAULT = Struct(
     {
         "at": Field(Duration(), doc="when the fault starts"),
         "until": Field(Duration(), default=None, doc="when it heals (crash: restart then); default never"),
-        "action": Field(Enum("crash", "restart", "degrade", "partition", "crash_server", "restart_server",
+        "action": Field(Enum("crash", "restart", "slow", "degrade", "partition", "crash_server", "restart_server",
                              "slow_disk"), doc="what happens (*_server, slow_disk: registry servers)"),
         "server": Field(Str(), default=None,
                         doc="crash_server/restart_server/slow_disk: a registry server (registry-0, ...) or 'leader' "
                             "(the leader when the fault fires)"),
-        "instance": Field(Str(), default=None, doc="crash/restart: an instance, named service-index, e.g. cart-0"),
-        "host": Field(Str(), default=None, doc="crash/restart: a host (all its instances)"),
+        "instance": Field(Str(), default=None, doc="crash/restart/slow: an instance, named service-index, e.g. cart-0"),
+        "host": Field(Str(), default=None, doc="crash/restart/slow: a host (all its instances)"),
+        "factor": Field(Float(min=0.0, min_exclusive=True), default=None,
+                        doc="slow: service times of the instance (or host) multiplied by this (3: three times "
+                            "slower) from at until until; the same random draws, scaled"),
         "between": Field(ListOf(Str(), min_items=2, max_items=2), default=None,
                          doc="degrade: two hosts, zones or regions"),
         "latency": Field(Dist(), default=None, doc="degrade: replacement one-way latency; slow_disk: write time"),

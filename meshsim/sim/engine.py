@@ -19,6 +19,7 @@ the same reason.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from heapq import heappush
 from typing import Any
 
@@ -32,6 +33,12 @@ from .recorder import CRASHED, OK, QUEUE_FULL, REFUSED, SPAN_PACK, Recorder, sta
 REJECTED = status_code("rejected")
 
 NAN = float("nan")
+
+
+def _scaled(stream: Iterator[float], factor: float) -> Iterator[float]:
+    """The draws of ``stream``, each times ``factor`` (a slow instance's service times)."""
+    for x in stream:
+        yield factor * x
 
 
 class EndpointRT:
@@ -210,6 +217,7 @@ class Instance(Caller):
         for ep in service.endpoints.values():
             rng = streams.generator(f"svc/{self.name}/{ep.name}")
             self.svc_streams[ep.gid] = ep.dist.stream(rng)
+        self._drawn_streams = self.svc_streams  # as drawn; a slow fault swaps in scaled copies
         self.uniform = None
         if any(ep.has_prob for ep in service.endpoints.values()):
             rng = streams.generator(f"calls/{self.name}")
@@ -385,6 +393,11 @@ class Instance(Caller):
             _reply_arrived(call)
 
     # -- faults ------------------------------------------------------------------
+    def scale_service_times(self, factor: float) -> None:
+        """From now on each service time is ``factor`` times its draw (1.0: as drawn); the draws are the same."""
+        self.svc_streams = self._drawn_streams if factor == 1.0 else {
+            gid: _scaled(stream, factor) for gid, stream in self._drawn_streams.items()}
+
     def crash(self) -> None:
         """Stop: every call queued, in service or waiting downstream fails.
 

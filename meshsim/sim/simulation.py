@@ -307,7 +307,12 @@ class Simulation:
     def _schedule_faults(self) -> None:
         for i, f in enumerate(self.scenario.spec["faults"]):
             action = f["action"]
-            if action in ("crash", "restart"):
+            if action == "slow":
+                targets = self._fault_instances(f)
+                self.kernel.call_at(f["at"], self._slow, (f, targets, float(f["factor"])))
+                if f["until"] is not None:
+                    self.kernel.call_at(f["until"], self._slow, (f, targets, 1.0))
+            elif action in ("crash", "restart"):
                 targets = self._fault_instances(f)
                 fn = self._crash if action == "crash" else self._restart
                 self.kernel.call_at(f["at"], fn, (f, targets))
@@ -342,6 +347,13 @@ class Simulation:
         for inst in targets:
             inst.restart()
         self.fault_log.append((self.env._now, "restart", f["instance"] or f["host"]))
+
+    def _slow(self, arg: tuple) -> None:
+        """Scale the service times of ``targets`` by ``factor`` (1.0 restores them); the draws are the same."""
+        f, targets, factor = arg
+        for inst in targets:
+            inst.scale_service_times(factor)
+        self.fault_log.append((self.env._now, "slow" if factor != 1.0 else "unslow", f["instance"] or f["host"]))
 
     def _registry_fault(self, arg: tuple) -> None:
         f, undo = arg
