@@ -18,8 +18,8 @@ def _name(req: str) -> str:
 def test_environment_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = {_name(r) for r in project["dependencies"]}
-    for extra in ("notebooks", "dev"):
-        wanted |= {_name(r) for r in project["optional-dependencies"][extra]}
+    for extra in project["optional-dependencies"].values():
+        wanted |= {_name(r) for r in extra}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
     pip_section = [d for d in env["dependencies"] if isinstance(d, dict)]
