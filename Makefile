@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # Jupyter refuses to run as root unless told to (containers and CI machines run as root)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: run demo lab test bench docs clean
+.PHONY: run demo lab test bench docs exercises clean
 
 $(VENV)/.stamp-dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,10 @@ $(VENV)/.stamp-dev: pyproject.toml
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@
 
-# everything: the notebooks' dependencies too, and the venv's own kernel registered as "python3"
+# everything: the notebooks' and the exercises' dependencies too, and the venv's own kernel registered as "python3"
 # (absolute path to .venv/bin/python, so notebooks run in this venv whatever else is installed)
 $(VENV)/.stamp-notebooks: pyproject.toml $(VENV)/.stamp-dev
-	$(PIP) install --quiet -e ".[notebooks,dev]"
+	$(PIP) install --quiet -e ".[notebooks,dev,teaching]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -44,6 +44,10 @@ bench: $(VENV)/.stamp-notebooks
 	$(PY) bench/mesh_bench.py --append bench/results.md
 	$(PY) bench/registry_bench.py --append bench/results.md
 	$(PY) bench/dashboard_bench.py --append bench/results.md
+
+## exercises: regenerate the student versions notebooks/exercises/release/ from source/ with nbgrader (commit them)
+exercises: $(VENV)/.stamp-notebooks
+	cd notebooks/exercises && PATH="$(abspath $(VENV))/bin:$$PATH" nbgrader generate_assignment '*' --force --no-db
 
 ## docs: regenerate the scenario key reference in docs/scenarios.md
 docs: $(VENV)/.stamp-dev

@@ -1,4 +1,4 @@
-"""Command line: ``meshsim run``, ``meshsim validate``, ``meshsim demo``.
+"""Command line: ``meshsim run``, ``meshsim validate``, ``meshsim sweep``, ``meshsim grade``, ``meshsim demo``.
 
 Bad input of any kind (missing file, not YAML, wrong types, unknown keys)
 prints a short message naming the problem and exits with status 2; it never
@@ -6,6 +6,7 @@ shows a traceback.
 
     meshsim run data/scenarios/tandem.yaml --seed 3 --set run.requests=50000 --out out/tandem
     meshsim validate data/scenarios/fanout.yaml
+    meshsim grade submitted/alice/ex01_littles_law/ex01_littles_law.ipynb --json
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--plot", action="store_true", help="with --out: also write latency.png")
     r.add_argument("--no-tables", dest="tables", action="store_false",
                    help="with --out: write summary.json only, not the per-request table")
+    r.add_argument("--format", choices=("parquet", "csv"), default="parquet",
+                   help="with --out: the requests table as requests.parquet (default) or requests.csv")
     r.add_argument("--quiet", action="store_true", help="do not print the summary table")
 
     v = sub.add_parser("validate", help="check a scenario and print what it offers")
@@ -63,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, default=None, help="process-pool size (default: one per core)")
     w.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask scheduler address, e.g. tcp://10.0.0.5:8786")
     w.add_argument("--no-progress", dest="progress", action="store_false")
+
+    g = sub.add_parser("grade", help="grade exercise notebooks: restore the tests from the source version, run, count points")
+    g.add_argument("notebooks", nargs="+", metavar="SUBMISSION.ipynb", help="submitted notebook(s)")
+    g.add_argument("--source", default=None, metavar="SOURCE.ipynb",
+                   help="the instructor's version (default: source/<name>/<name>.ipynb above the submission)")
+    g.add_argument("--json", action="store_true", help="print JSON (an object, or a list for several notebooks)")
+    g.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="time limit per cell (default 120)")
+    g.add_argument("--workers", type=int, default=1, help="notebooks graded at a time (default 1)")
 
     d = sub.add_parser("demo", help="run the default demo scenario, print its summary and write a plot")
     d.add_argument("--out", default="out/demo", metavar="DIR", help="where to write summary.json and latency.png")
@@ -117,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "grade":
+            return _grade(args)
         if args.command == "demo":
             from .demo import run_demo
 
@@ -159,6 +172,21 @@ def _sweep(args: argparse.Namespace) -> int:
     return 130 if res.interrupted else EXIT_OK
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from .grading import format_table, grade_many, to_json
+
+    if args.workers < 1 or args.timeout <= 0:
+        return _fail(f"--workers must be >= 1 and --timeout > 0, got {args.workers} and {args.timeout}")
+    try:
+        graded = grade_many(args.notebooks, args.source, timeout_s=args.timeout, workers=args.workers)
+    except ImportError as e:  # pragma: no cover - nbformat and nbclient come with the notebooks extra
+        return _fail(f"meshsim grade needs nbformat and nbclient (pip install 'meshsim[notebooks]'): {e}")
+    except ValueError as e:  # not a notebook (nbformat's errors are ValueErrors)
+        return _fail(f"cannot read a notebook: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    print(to_json(graded[0] if len(graded) == 1 else graded) if args.json else format_table(graded))
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     from .api import run
     from .scenario.load import load_scenario
@@ -168,7 +196,10 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(result.table())
     if args.out:
-        written = result.save(args.out, tables=args.tables)
+        try:
+            written = result.save(args.out, tables=args.tables, format=args.format)
+        except ImportError as e:  # pragma: no cover - pyarrow is a core dependency
+            return _fail(str(e))
         if args.plot:
             from .plots import latency_figure
 
