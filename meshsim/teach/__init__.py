@@ -15,8 +15,7 @@ after each action.  ``cluster.widget()`` (or ``show(cluster)``) draws it with bu
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 #: public name -> module under meshsim.teach that defines it
 _WHERE: dict[str, str] = {
@@ -39,13 +38,4 @@ _WHERE: dict[str, str] = {
 }
 
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
