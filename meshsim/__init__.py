@@ -10,6 +10,7 @@ Simulated time is in milliseconds.  The one way in::
 """
 
 from .api import run
+from .compare import Comparison, compare
 from .examples import example, examples
 from .errors import MeshsimError, ScenarioError, ScenarioErrors, ScenarioWarning
 from .result import Result
@@ -21,6 +22,7 @@ from .sweep import load_results, sweep
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "MeshsimError",
     "Result",
     "Scenario",
@@ -33,6 +35,7 @@ __all__ = [
     "run",
     "sweep",
     "__version__",
+    "compare",
     "example",
     "examples",
 ]

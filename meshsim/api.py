@@ -16,6 +16,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
+from .errors import ScenarioError
 from .result import Result
 from .scenario.load import load_scenario
 from .scenario.model import Scenario
@@ -32,7 +35,12 @@ def run(
     ``scenario`` may be a checked Scenario, a dict or a YAML path; ``seed``
     overrides the scenario's seed (same seed, same results, byte for byte);
     ``overrides`` are ``PATH=VALUE`` strings or a ``{path: value}`` dict.
+    A ``seed`` that is not an integer >= 0 is a ScenarioError (path ``seed``),
+    as on the command line.  ``run.max_wall`` bounds the wall-clock time: a
+    run that uses it up ends early with ``summary["partial"]`` true.
     """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ScenarioError("seed", f"must be an integer >= 0, got {seed!r}")
     if not isinstance(scenario, Scenario) or overrides:
         scenario = load_scenario(scenario, overrides)
     sim = Simulation(scenario, seed=seed)

@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--workers", type=int, default=None, help="process-pool size (default: one per core)")
     w.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask scheduler address, e.g. tcp://10.0.0.5:8786")
     w.add_argument("--no-progress", dest="progress", action="store_false")
+    w.add_argument("--new", action="store_true",
+                   help="if DIR holds a different sweep, write to the first free DIR-2, DIR-3, ... instead of refusing")
+    w.add_argument("--metric", action="append", default=[], metavar="NAME",
+                   help="metric(s) in the printed table and the plot, e.g. --metric latency_ms.p90 or "
+                        "--metric throughput_rps,latency_ms.p99 (default: latency p50, p99 and mean)")
+    w.add_argument("--plot", action="store_true",
+                   help="also write DIR/latency_vs_load.png (one numeric parameter) or DIR/heatmap.png (two)")
 
     g = sub.add_parser("grade", help="grade exercise notebooks: restore the tests from the source version, run, count points")
     g.add_argument("notebooks", nargs="+", metavar="SUBMISSION.ipynb", help="submitted notebook(s)")
@@ -156,19 +163,53 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweep import load_sweep, run_sweep
+    import signal
+    import threading
+
+    from .errors import ScenarioError
+    from .sweep import SweepMismatch, load_sweep, run_sweep
+    from .sweep.report import choose_metrics, format_table, metric_names, plot_problem, write_plot
 
     if args.workers is not None and args.workers < 1:
         return _fail(f"--workers must be >= 1, got {args.workers}")
+    chosen = [m.strip() for text in args.metric for m in text.split(",") if m.strip()]
     sw = load_sweep(args.sweep)
+    if sw.metrics and chosen:
+        try:
+            choose_metrics(list(sw.metrics), chosen)  # an unknown --metric fails before anything runs
+        except ScenarioError as e:
+            return _fail(str(e))
+    if args.plot and (problem := plot_problem({p: [pt[p] for pt in sw.points] for p in sw.parameters})):
+        return _fail(problem)
     backend = args.backend or ("dask" if args.scheduler else "processes")
-    res = run_sweep(sw, args.out, backend=backend, workers=args.workers, scheduler=args.scheduler,
-                    progress=args.progress)
+
+    def terminate(signum, frame):  # noqa: ANN001 - SIGTERM ends the sweep like Ctrl-C: workers stopped, runs kept
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminate) if main_thread else None
+    try:
+        res = run_sweep(sw, args.out, backend=backend, workers=args.workers, scheduler=args.scheduler,
+                        progress=args.progress, new=args.new)
+    except SweepMismatch as e:
+        return _fail(f"{e}\n  nothing was run; use another --out folder, or --new to write to {args.out}-2 (or the "
+                     "next free one)")
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+    try:
+        metrics = choose_metrics(metric_names(res.aggregate, list(sw.parameters)), chosen)
+    except ScenarioError as e:  # the runs and aggregate.csv are kept
+        return _fail(f"{e}\n  the runs and {Path(res.directory) / 'aggregate.csv'} are written")
     failed = int(res.runs["error"].notna().sum()) if len(res.runs) else 0
-    print(f"{len(res.runs)} runs in {args.out} ({failed} failed); aggregate:")
-    with __import__("pandas").option_context("display.width", 160, "display.max_columns", 12):
-        print(res.aggregate.to_string(index=False, max_cols=12))
-    (Path(args.out) / "aggregate.csv").write_text(res.aggregate.to_csv(index=False), encoding="utf-8")
+    moved = f" (a new folder: {args.out} holds a different sweep)" if str(res.directory) != str(args.out) else ""
+    print(f"{len(res.runs)} runs in {res.directory}{moved}, {failed} failed"
+          + (", paired seeds" if sw.paired else "") + "; mean over replications ± half 95% CI:")
+    print(format_table(res.aggregate, list(sw.parameters), metrics))
+    print(f"\nwrote {Path(res.directory) / 'aggregate.csv'}")
+    if args.plot and len(res.aggregate):
+        plot_metric = chosen[0] if chosen else ("latency_ms.p99" if "latency_ms.p99" in metrics else metrics[0])
+        print(f"wrote {write_plot(res.aggregate, list(sw.parameters), plot_metric, res.directory)}")
     return 130 if res.interrupted else EXIT_OK
 
 

@@ -57,6 +57,9 @@ __all__ = [
     "norm_ppf",
 ]
 
+#: A draw beyond this (ms, about 317 years) stops the run with a ScenarioError naming the distribution.
+MAX_DRAW_MS: float = 1e13
+
 #: The standard normal 0.99 quantile, used by the lognormal ``median``/``p99`` form.
 Z_99: float = 2.3263478740408408
 
@@ -275,7 +278,12 @@ class Distribution:
     def _stream(self, rng: np.random.Generator, batch: int) -> Iterator[float]:
         draw = self._draw
         while True:
-            yield from draw(rng, batch).tolist()
+            x = draw(rng, batch)
+            if not x.max() <= MAX_DRAW_MS:  # one check per batch: a non-finite or absurd draw would stall the clock
+                bad = x[~(x <= MAX_DRAW_MS)][0]
+                raise ScenarioError("", f"{self.describe()} drew an absurd time ({float(bad):.3g} ms); a simulation "
+                                        "cannot advance past it: check this distribution's parameters")
+            yield from x.tolist()
 
     # -- distribution functions -------------------------------------------
     def cdf(self, x: float) -> float:
@@ -1115,7 +1123,44 @@ def _construct(path: str, ctor: Any, *args: Any, **kwargs: Any) -> Distribution:
         raise ScenarioError(_join(path, e.path) if e.path else path, e.message, e.suggestion) from None
     if math.isnan(dist.mean) or math.isnan(dist.variance):
         raise ScenarioError(path, f"parameters are outside the numerically supported range ({dist.describe()})")
+    _check_sane(dist, path)
     return dist
+
+
+#: Scenario distributions whose mean or standard deviation exceeds this (ms, about 31.7 years) are refused.
+MAX_MOMENT_MS: float = 1e12
+
+
+def _check_sane(dist: Distribution, path: str) -> None:
+    """Refuse a distribution no run could simulate: an infinite or absurd mean, or an absurd spread.
+
+    An infinite variance is allowed only for the Pareto (a heavy tail on purpose, 1 < alpha <= 2); other
+    kinds always have a finite one, and one beyond (1e12 ms)^2 means the parameters are a mistake (a p99
+    of 1e308 ms).  Draws of such a distribution push the clock to where it cannot advance.
+
+    >>> _check_sane(LogNormal.from_median_p99(5.0, 1e30), "s.service_time")
+    Traceback (most recent call last):
+    ...
+    meshsim.errors.ScenarioError: s.service_time: has an absurd mean (2.2e+183ms); lognormal(median=5ms, p99=2.778e+23h) cannot be simulated: means and standard deviations must be at most 1e12ms (about 31.7 years)
+    """
+    mean, var = dist.mean, dist.variance
+    desc = dist.describe()
+    if not mean <= MAX_MOMENT_MS:
+        if isinstance(dist, Pareto) and math.isinf(mean):
+            raise ScenarioError(_join(path, "alpha"), f"gives an infinite mean ({desc}): use alpha > 1, or bound "
+                                                      "the tail with high")
+        raise ScenarioError(path, f"has an absurd mean ({_fmt_big(mean)}); {desc} cannot be simulated: means "
+                                  "and standard deviations must be at most 1e12ms (about 31.7 years)")
+    if math.isinf(var) and isinstance(dist, Pareto):
+        return
+    if not var <= MAX_MOMENT_MS * MAX_MOMENT_MS:
+        raise ScenarioError(path, f"has an absurd standard deviation ({_fmt_big(math.sqrt(var))}); {desc} cannot "
+                                  "be simulated: means and standard deviations must be at most 1e12ms "
+                                  "(about 31.7 years)")
+
+
+def _fmt_big(ms: float) -> str:
+    return "inf" if math.isinf(ms) else f"{ms:.3g}ms"
 
 
 def _get(spec: Mapping[Any, Any], key: str, path: str) -> Any:

@@ -28,7 +28,7 @@ import numpy as np
 if TYPE_CHECKING:  # pandas is imported when a table is first asked for: faster start-up
     import pandas as pd
 
-from .stats import batch_means_ci, t_quantile
+from .stats import auto_batch_means_ci
 from .units import format_duration
 
 QUANTILES = {"p50": 50, "p90": 90, "p99": 99, "p999": 99.9}
@@ -53,13 +53,12 @@ def _hist_stats(h: Any) -> dict[str, float]:
     return out
 
 
-def _ci_from_means(means: list[float]) -> tuple[float, float]:
-    k = len(means)
-    if k < 2:
-        return math.nan, math.nan
-    m = float(np.mean(means))
-    half = t_quantile(0.975, k - 1) * float(np.std(means, ddof=1)) / math.sqrt(k)
-    return m - half, m + half
+def _ci_from_means(means: list[float], max_batches: int) -> tuple[float, float]:
+    """95% interval from streaming mode's equal-size fine batch means (the recorder keeps
+    ``FINE_BATCHES * max_batches`` of them): they are treated as the values of
+    :func:`~meshsim.stats.auto_batch_means_ci`, which merges them into fewer, longer batches."""
+    ci = auto_batch_means_ci(np.asarray(means, dtype=float), max_batches)
+    return ci.low, ci.high
 
 
 def _clean(obj: Any) -> Any:
@@ -239,6 +238,7 @@ class Result:
             "seed": self.seed,
             "mode": "streaming" if self.streaming else "full",
             "sim_time_ms": sim.end_time,
+            "partial": getattr(sim, "partial_reason", None) is not None,  # stopped early by run.max_wall
             "warmup_ms": warm,
             "window_ms": window,
         }
@@ -248,7 +248,7 @@ class Result:
             completed = rec.counts.get(0, 0)
             requests = rec.arrivals_measured
             lat = _hist_stats(rec.latency)
-            low, high = _ci_from_means(rec.batch_sums)
+            low, high = _ci_from_means(rec.batch_sums, m["batches"])
             ok_window = rec.ok_in_window
         else:
             c = sim.recorder.columns("r_")
@@ -262,7 +262,7 @@ class Result:
             by_reason = {("incomplete" if k < 0 else names[k]): int(n) for k, n in zip(codes, counts)}
             x = lat_all[ok]
             lat = _lat_stats(x)
-            ci = batch_means_ci(x, batches=m["batches"]) if x.size else None
+            ci = auto_batch_means_ci(x, m["batches"]) if x.size else None
             low, high = (ci.low, ci.high) if ci else (math.nan, math.nan)
             ok_window = int((ok & (c["end"][keep] <= sim.close_time)).sum())
         failed = int(sum(v for k, v in by_reason.items() if k != "incomplete"))
@@ -295,6 +295,8 @@ class Result:
             summary["resilience"] = self._resilience_summary()
         for component in sim.components:
             summary[component.name] = component.summary()
+        if summary["partial"]:
+            summary["partial_reason"] = sim.partial_reason
         return _clean(summary)
 
     def _resilience_summary(self) -> dict[str, Any]:
@@ -426,19 +428,25 @@ class Result:
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.summary, indent=indent)
 
-    def save(self, out_dir: str | Path, tables: bool = True) -> dict[str, Path]:
-        """Write summary.json and (full mode) the requests table (parquet if pyarrow, else CSV)."""
+    def save(self, out_dir: str | Path, tables: bool = True, format: str = "parquet") -> dict[str, Path]:
+        """Write summary.json and (full mode) the requests table: ``requests.parquet``, or ``requests.csv``
+        with ``format="csv"``.  Parquet needs pyarrow, a core dependency of meshsim."""
+        if format not in ("parquet", "csv"):
+            raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = {"summary": out / "summary.json"}
         written["summary"].write_text(self.to_json() + "\n", encoding="utf-8")
         if tables and not self.streaming:
-            try:
-                import pyarrow  # noqa: F401
-
+            if format == "parquet":
+                try:
+                    import pyarrow  # noqa: F401
+                except ImportError as e:  # pragma: no cover - pyarrow is a core dependency
+                    raise ImportError("writing requests.parquet needs pyarrow, a core dependency of meshsim "
+                                      "(pip install pyarrow), or ask for CSV (format='csv', --format csv)") from e
                 p = out / "requests.parquet"
                 self.requests.to_parquet(p)
-            except ImportError:
+            else:
                 p = out / "requests.csv"
                 self.requests.to_csv(p)
             written["requests"] = p
@@ -466,6 +474,9 @@ class Result:
                 f(lat["mean"]), ci_txt, f(lat["p50"]), f(lat["p90"]), f(lat["p99"]), f(lat["p999"]), f(lat["max"])
             )
         )
+        from .report import summary_notes  # mesh, retries, registry, failed calls vs requests (when present)
+
+        lines.extend(summary_notes(s))
         lines.append("")
         lines.append(f"{'service':<20}{'inst':>5}{'util':>8}{'offered':>9}{'queue':>8}{'mean':>10}{'p99':>10}{'failed':>8}")
         for name, e in s["services"].items():

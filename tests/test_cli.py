@@ -109,7 +109,8 @@ BAD_FILES = {
                    "services.web.replicas: must be an integer >= 1, got 'two'"),
     "unknown-key": (yaml.safe_dump({**SMALL_SCENARIO, "servces": {}}), "did you mean 'services'?"),
     "nested-unknown-key": (yaml.safe_dump({**SMALL_SCENARIO, "run": {"requets": 5}}),
-                           "run.requets: unknown key; valid keys are duration, requests, drain, max_time "
+                           "run.requets: unknown key; valid keys are duration, requests, drain, max_time, max_wall, "
+                           "common_random_numbers "
                            "(did you mean 'requests'?)"),
     "bad-reference": (yaml.safe_dump({**SMALL_SCENARIO, "workloads": {"u": {"rate": 5, "target": "wbe"}}}),
                       "workloads.u.target: unknown service 'wbe' (did you mean 'web'?)"),

@@ -30,4 +30,4 @@ def test_environment_matches_pyproject():
 
 def test_core_dependencies_are_the_documented_ones():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert {_name(r) for r in project["dependencies"]} == {"simpy", "numpy", "pandas", "matplotlib", "pyyaml"}
+    assert {_name(r) for r in project["dependencies"]} == {"simpy", "numpy", "pandas", "matplotlib", "pyyaml", "pyarrow"}

@@ -92,7 +92,8 @@ SVC_KEYS = ("replicas, workers, queue, semantics, placement, zones, service_time
 TOP = "name, description, seed, run, metrics, topology, network, mesh, graph, services, workloads, registry, faults"
 WL_KEYS = ("type, target, endpoint, source, rate, off_rate, on_time, off_time, steps, amplitude, period, phase, "
            "users, think_time, file, column, speedup, timeout, clients")
-FAULT_KEYS = "at, until, action, server, instance, host, between, latency, extra_latency, loss, groups, oneway"
+FAULT_KEYS = ("at, until, action, server, instance, host, factor, between, latency, extra_latency, loss, groups, "
+              "oneway")
 KINDS = "constant, exponential, uniform, normal, lognormal, pareto, empirical, mixture"
 
 BAD: list[tuple[str, Callable[[], dict], list[str]]] = [
@@ -157,7 +158,8 @@ BAD: list[tuple[str, Callable[[], dict], list[str]]] = [
     (
         "run-key-reqests",
         _mut(lambda d: _rename(d, ["run", "requests"], "reqests")),
-        ["run.reqests: unknown key; valid keys are duration, requests, drain, max_time (did you mean 'requests'?)"],
+        ["run.reqests: unknown key; valid keys are duration, requests, drain, max_time, max_wall, "
+         "common_random_numbers (did you mean 'requests'?)"],
     ),
     (
         "network-latency-key",

@@ -27,13 +27,36 @@ come with the closest valid name.  A service whose offered utilisation is
 >= 1 draws a warning naming it before the run.
 
 **Units.** Simulated time is in **milliseconds**.  Durations may be numbers
-(ms) or strings with a unit: `250us`, `250ms`, `2s`, `5m`, `1h`.  Rates are
-per **second** when plain numbers, or strings: `8/s`, `480/min`.
+(ms) or strings with a unit: `250us`, `250ms`, `2s`, `5m`, `1h` (spelled out
+too: `2 seconds`, `3 sec`, `5 minutes`).  Rates are per **second** when plain
+numbers, or strings: `8/s`, `480/min`, `100 rps`, `100 req/s`.
+
+**Bare numbers where a duration is expected** (`duration: 10`, `at: 500`,
+`mean: 10` in a distribution) are taken as milliseconds.  In a YAML file or a
+`--set PATH=VALUE` override this draws one `ScenarioWarning` listing every
+such key, since `duration: 10` meaning 10 ms (not 10 s) is a classic mistake;
+write the unit (`10ms`, `10s`) to make it explicit.  `0` needs no unit and never
+warns.  From Python (a dict scenario, or `overrides={path: value}`) numbers are
+milliseconds without a warning, as everywhere in meshsim's API.  Rates, counts
+and probabilities are not durations and never warn.
+
+**Limits.** A duration above 1e12 ms (about 31.7 years) is an error, and so is
+a distribution whose mean or standard deviation is above it (a lognormal with
+`p99: 1.0e+308`, a Pareto with an infinite mean: alpha <= 1 without `high`);
+a Pareto with 1 < alpha <= 2 (infinite variance) is allowed.  A fault whose
+`at` is at or after `run.duration` or `run.max_time` is an error (it would
+never take effect), as is one on an instance that does not exist.
+`run.max_wall` bounds the real (wall-clock) time of a run: when it is used up
+the run ends cleanly and its summary says `partial: true` with a
+`partial_reason`.
 
 **Overrides.** Any key can be changed from the command line or from Python
 with a dotted path; list items take `[i]`:
 `meshsim run s.yaml --set services.api.replicas=5 --set faults[0].at=30s`,
-or `meshsim.run("s.yaml", overrides={"services.api.replicas": 5})`.
+or `meshsim.run("s.yaml", overrides={"services.api.replicas": 5})`.  A path
+through a service or workload that does not exist is an error with a
+suggestion (`services.webb: unknown service 'webb' (did you mean 'web'?)`);
+setting a whole new entry (`services.cache={...}`) adds one.
 
 This file is generated from `meshsim/scenario/spec.py` by `make docs`; do
 not edit the reference tables by hand.

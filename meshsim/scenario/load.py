@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from ..errors import ScenarioError, ScenarioErrors, ScenarioWarning, closest
+from ..units import format_duration
 from .model import Scenario
 from .schema import Context, join
 from ..topology import merge_graph
@@ -117,6 +118,7 @@ def set_path(data: dict, path: str, value: Any) -> dict:
     """
     out = copy.deepcopy(data)
     parts = _split_path(path)
+    _check_named(out, parts)
     node: Any = out
     where = ""
     for i, key in enumerate(parts):
@@ -141,6 +143,38 @@ def set_path(data: dict, path: str, value: Any) -> dict:
     return out
 
 
+#: top-level mappings of user-chosen names, and what one of their entries is called in messages
+_NAMED_SECTIONS = {"services": "service", "workloads": "workload"}
+_GRAPH_SERVICE = re.compile(r"svc\d+")
+
+
+def _check_named(data: dict, parts: list[str | int]) -> None:
+    """A path *through* a service or workload (services.web.replicas) must name one that exists.
+
+    Setting a whole entry (``services.cache={...}``) adds one; a deeper path
+    into a name that does not exist is a typo far more often than a wish to
+    create a service from one key, so it is an error with a suggestion.
+    """
+    if len(parts) < 3 or not isinstance(parts[0], str) or parts[0] not in _NAMED_SECTIONS:
+        return
+    section, name = parts[0], parts[1]
+    existing = data.get(section)
+    if not isinstance(existing, dict) or not isinstance(name, str) or name in existing:
+        return
+    if section == "services" and isinstance(data.get("graph"), dict) and _GRAPH_SERVICE.fullmatch(name):
+        return  # a generated service (svc0, svc1, ...) of the graph
+    what = _NAMED_SECTIONS[section]
+    known = ", ".join(map(str, existing)) or "none"
+    raise ScenarioError(f"{section}.{name}", f"unknown {what} {name!r} (the {section} are: {known})",
+                        closest(name, [str(k) for k in existing]))
+
+
+def _bare_duration_warning(paths: list[str]) -> None:
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    warnings.warn(f"{shown}: a bare number where a duration is expected is taken as milliseconds; "
+                  "write the unit (e.g. '10ms' or '10s') to make it explicit", ScenarioWarning, stacklevel=3)
+
+
 def load_scenario(
     source: str | os.PathLike | dict | Scenario,
     overrides: list[str] | dict[str, Any] | None = None,
@@ -157,8 +191,10 @@ def load_scenario(
     """
     base_dir: Path | None = None
     origin = "<dict>"
+    end_overridden = False
     if isinstance(source, Scenario):
         raw, base_dir, origin = copy.deepcopy(source.raw), source.base_dir, source.origin
+        end_overridden = source.end_overridden
     elif isinstance(source, dict):
         raw = copy.deepcopy(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -170,12 +206,17 @@ def load_scenario(
     if not isinstance(raw, dict):
         raise ScenarioError("", f"a scenario must be a mapping of keys (run, services, workloads, ...), got {type(raw).__name__}")
     items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides or [])
+    typed: list[str] = []  # override paths written as text (PATH=VALUE): their bare durations warn
+    coded: list[str] = []  # override paths given from Python ({path: value}): numbers are ms, as in the API
     for path, value in items:
         if not isinstance(path, str):
             raise ScenarioError(str(path), "an override path must be a string such as 'services.cart.replicas'")
         raw = set_path(raw, path, value)
+        (coded if isinstance(overrides, dict) else typed).append(path)
 
     ctx = Context(base_dir=base_dir)
+    ctx.end_overridden = end_overridden or any(p == "run" or p.startswith(("run.duration", "run.max_time"))
+                                               for p in typed + coded)
     checked = raw
     if isinstance(raw.get("graph"), dict):  # generate services from the graph before checking them
         graph = GRAPH.check(raw["graph"], "graph", ctx)
@@ -188,8 +229,17 @@ def load_scenario(
         _check_references(spec, ctx)
     if ctx.errors:
         raise ScenarioErrors(ctx.errors)
-    scenario = Scenario(raw=raw, spec=spec, base_dir=base_dir, origin=origin)
+    scenario = Scenario(raw=raw, spec=spec, base_dir=base_dir, origin=origin, end_overridden=ctx.end_overridden)
     if warn:
+        # numbers are milliseconds throughout the Python API; in text a person wrote (a file, --set) say so
+        from_text = isinstance(source, (str, os.PathLike))
+        def under(p: str, paths: list[str]) -> bool:
+            return any(p == t or p.startswith((t + ".", t + "[")) for t in paths)
+
+        bare = [p for p in dict.fromkeys(ctx.bare_durations)
+                if (from_text and not under(p, coded)) or under(p, typed)]
+        if bare:
+            _bare_duration_warning(bare)
         for service, u in scenario.utilisation(include_closed=False).items():
             if u >= 1.0:
                 bounded = scenario.services[service]["queue"] is not None
@@ -269,7 +319,15 @@ def _check_references(spec: dict, ctx: Context) -> None:
     instances = set(sc.instances())
     hosts = set(sc.hosts())
     places |= hosts
+    run = spec["run"]
+    # a fault after the end of the run as written never fires; a run shortened by an override is deliberate
+    ends = [] if ctx.end_overridden else [(k, run[k]) for k in ("duration", "max_time") if run[k] is not None]
     for i, f in enumerate(spec["faults"]):
+        for key, end in ends:
+            if f["at"] >= end:
+                ctx.error(f"faults[{i}].at", f"{format_duration(f['at'])} is at or after the end of the run "
+                          f"(run.{key} is {format_duration(end)}): the fault would never take effect")
+                break
         if f["instance"] is not None and f["instance"] not in instances:
             ctx.error(f"faults[{i}].instance", f"unknown instance {f['instance']!r} (instances are named service-index)",
                       closest(f["instance"], instances))

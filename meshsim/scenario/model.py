@@ -23,6 +23,9 @@ class Scenario:
     spec: dict
     base_dir: Path | None = None
     origin: str = "<dict>"
+    #: run.duration or run.max_time was set by an override (here or in the Scenario this one was made from):
+    #: faults after the shortened end are then deliberate, not an error
+    end_overridden: bool = False
     _placement: dict[str, str] | None = field(default=None, repr=False)
     _hosts: dict[str, str] | None = field(default=None, repr=False)
 

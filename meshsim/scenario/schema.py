@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ScenarioError, closest
-from ..units import parse_duration, parse_rate
+from ..units import MAX_DURATION_MS, parse_duration, parse_rate
 
 MISSING: Any = object()
 
@@ -35,6 +35,10 @@ class Context:
 
     errors: list[ScenarioError] = field(default_factory=list)
     base_dir: Path | None = None
+    #: paths holding a bare non-zero number where a duration is expected (taken as milliseconds)
+    bare_durations: list[str] = field(default_factory=list)
+    #: the end of the run was set by an override (a run shortened on purpose: faults after it are allowed)
+    end_overridden: bool = False
 
     def error(self, path: str, message: str, suggestion: str | None = None) -> None:
         self.errors.append(ScenarioError(path, message, suggestion))
@@ -143,6 +147,11 @@ class Duration(Node):
         except ScenarioError as e:
             ctx.errors.append(e)
             return value
+        if _is_num(value) and value != 0:
+            ctx.bare_durations.append(path)
+        if ms > MAX_DURATION_MS:
+            ctx.error(path, f"is absurdly long ({value!r}): durations are at most 1e12ms (about 31.7 years)")
+            return ms
         if self.min_exclusive is not None and ms <= self.min_exclusive:
             ctx.error(path, f"must be a duration > {self.min_exclusive}ms, got {value!r}")
         return ms
@@ -170,14 +179,34 @@ class Dist(Node):
 
     type_name = "distribution"
 
+    #: distribution keys that hold durations (a bare number there is milliseconds)
+    DURATION_KEYS = ("value", "mean", "median", "p99", "low", "high", "scale", "sd")
+
     def check(self, value: Any, path: str, ctx: Context) -> Any:
         from ..distributions import from_spec
 
         try:
-            return from_spec(value, path, ctx.base_dir)
+            dist = from_spec(value, path, ctx.base_dir)
         except ScenarioError as e:
             ctx.errors.append(e)
             return None
+        self._note_bare(value, path, ctx)
+        return dist
+
+    def _note_bare(self, value: Any, path: str, ctx: Context) -> None:
+        if _is_num(value):
+            if value != 0:
+                ctx.bare_durations.append(path)
+        elif isinstance(value, dict):
+            for key in self.DURATION_KEYS:
+                v = value.get(key)
+                if _is_num(v) and v != 0:
+                    ctx.bare_durations.append(join(path, key))
+            comps = value.get("components")
+            if isinstance(comps, list):
+                for i, c in enumerate(comps):
+                    if isinstance(c, dict):
+                        self._note_bare(c.get("dist"), join(join(join(path, "components"), i), "dist"), ctx)
 
 
 class Custom(Node):

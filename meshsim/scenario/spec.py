@@ -571,6 +571,15 @@ RUN = Struct(
         "drain": Field(Bool(), default=True, doc="after arrivals stop, let requests in flight finish"),
         "max_time": Field(Duration(min_exclusive=0), default=None,
                           doc="hard stop for the whole run (guards unstable scenarios); default none"),
+        "max_wall": Field(Duration(min_exclusive=0), default=None,
+                          doc="wall-clock budget (real time, e.g. '30s'): the run stops cleanly when it is used up "
+                              "and its result is flagged partial (summary partial: true, with partial_reason); "
+                              "default none"),
+        "common_random_numbers": Field(
+            Bool(), default=False,
+            doc="draw service times and call choices per service endpoint keyed by request (request r gets "
+                "the same draws whichever instance serves it), so variants that route differently stay "
+                "paired; meshsim.compare turns it on.  Changes the numbers a seed gives"),
     },
     doc="When the run ends.",
     validate=_validate_run,
@@ -586,7 +595,7 @@ METRICS = Struct(
         "sample_interval": Field(Duration(min_exclusive=0), default=None,
                                  doc="how often queue lengths and busy workers are sampled (default: about 200 "
                                      "samples over the run)"),
-        "batches": Field(Int(min=2), default=20, doc="number of batches for batch-means confidence intervals"),
+        "batches": Field(Int(min=2), default=20, doc="the most batches of the batch-means confidence interval (fewer, longer ones when the latencies are strongly autocorrelated)"),
         "histogram_error": Field(Float(min=1e-4, max=0.1), default=0.01,
                                  doc="streaming: relative error of latency quantiles"),
     },

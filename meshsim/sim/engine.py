@@ -74,6 +74,7 @@ class Call(Carrier):
         "gen", "status", "finished", "holding", "lb", "lb_idx", "key",
         "out_proxy",  # used only on the mesh path (see proxy.py)
         "rparent", "flight", "tries", "relayed", "lb_gen",  # used only through a router (see router.py)
+        "visit",  # used only with run.common_random_numbers (see crn.py)
     )
 
     def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float):

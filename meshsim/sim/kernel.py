@@ -20,11 +20,17 @@ plane) share the same loop and clock.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from heapq import heapify, heappush
 from typing import Any
 
 import simpy
+from simpy.core import EmptySchedule, StopSimulation
+
+from ..errors import ScenarioError
+from ..units import MAX_DURATION_MS, format_duration
 
 #: SimPy's normal event priority; carriers use it so they interleave with events fairly.
 NORMAL = 1
@@ -118,3 +124,96 @@ class Kernel:
         """Schedule a carrier: after ``delay_ms`` each of ``callbacks`` gets it."""
         carrier.callbacks = callbacks
         self._schedule(carrier, NORMAL, delay_ms)
+
+
+#: events run between two checks of the clock (finite, sane) and of the wall-clock budget
+CHECK_EVERY = 1024
+
+#: a simulated clock beyond this (ms) is refused: 1e12 ms is about 31.7 years, where a float still
+#: resolves a microsecond; much further, now + delay == now and a run can loop without time advancing
+MAX_TIME_MS: float = 10 * MAX_DURATION_MS
+
+
+class SimulationTimeError(ScenarioError):
+    """An event was scheduled at a non-finite or absurd simulated time; ``path`` names the component."""
+
+
+def describe_event(obj: Any) -> tuple[str, str]:
+    """(scenario path, words) of the component behind a heap entry, for error messages.
+
+    >>> describe_event(Timer(print, None))
+    ('', 'a timer of print')
+    """
+    ep = getattr(obj, "ep", None)
+    if ep is not None and hasattr(ep, "service"):
+        inst = getattr(obj, "inst", None)
+        where = f" on {inst.name}" if inst is not None and hasattr(inst, "name") else ""
+        return (f"services.{ep.service}.endpoints.{ep.name}.service_time",
+                f"a call of {ep.service}.{ep.name}{where} (its service time, or a proxy or network delay on its way)")
+    if hasattr(obj, "msg") and hasattr(obj, "dst"):
+        return "network", f"a network message to {obj.dst} (a latency distribution)"
+    if isinstance(obj, Timer):
+        fn = getattr(obj.fn, "__qualname__", repr(obj.fn))
+        owner = getattr(obj.fn, "__self__", None)
+        name = getattr(owner, "name", None)
+        return "", f"a timer of {fn}" + (f" ({name})" if isinstance(name, str) else "")
+    name = getattr(obj, "name", None)
+    if isinstance(name, str) and hasattr(obj, "times"):
+        return f"workloads.{name}", f"workload {name}'s arrivals"
+    gen = getattr(obj, "_generator", None)
+    if gen is not None:
+        return "", f"the process {getattr(gen, '__qualname__', gen)}"
+    return "", type(obj).__name__
+
+
+def _bad_time_error(env: simpy.Environment, last: Any) -> SimulationTimeError:
+    """The error for a clock that went (or is about to go) beyond MAX_TIME_MS, naming the culprit."""
+    q = env._queue
+    culprit = last
+    if culprit is None:
+        bad = [e for e in q if not e[0] <= MAX_TIME_MS]
+        culprit = min(bad, key=lambda e: (e[0] if e[0] == e[0] else math.inf, e[2]))[3] if bad else None
+    path, words = describe_event(culprit) if culprit is not None else ("", "an unknown component")
+    at = q[0][0] if q and not q[0][0] <= MAX_TIME_MS else env._now
+    when = "a non-finite time" if not math.isfinite(at) else f"simulated time {format_duration(at)}"
+    return SimulationTimeError(path, f"{words} was scheduled at {when} (the limit is {format_duration(MAX_TIME_MS)}); "
+                                     "a distribution or duration in the scenario is absurdly large")
+
+
+def run_until(env: simpy.Environment, stop: simpy.Event, max_wall_s: float | None = None) -> str | None:
+    """Run ``env`` until ``stop`` fires; return None, or why it stopped early (the wall-clock budget).
+
+    Same events in the same order as ``env.run(until=stop)``.  Every
+    :data:`CHECK_EVERY` events the clock is checked (a non-finite or absurd
+    simulated time raises :class:`SimulationTimeError` naming the component)
+    and, with ``max_wall_s``, the wall clock.  The checks cost nothing per event.
+
+    >>> k = Kernel(); stop = k.env.event()
+    >>> _ = k.call_later(3.0, lambda _: stop.succeed())
+    >>> run_until(k.env, stop), k.now
+    (None, 3.0)
+    """
+    if stop.callbacks is None:
+        return None
+    stop.callbacks.append(StopSimulation.callback)
+    step = env.step
+    q = env._queue
+    deadline = None if max_wall_s is None else time.perf_counter() + max_wall_s
+    chunk = range(CHECK_EVERY)
+    try:
+        while True:
+            if q and not q[0][0] <= MAX_TIME_MS:  # the next event is already beyond the limit: name it
+                raise _bad_time_error(env, q[0][3])
+            for _ in chunk:
+                step()
+            if not env._now <= MAX_TIME_MS:
+                raise _bad_time_error(env, None)
+            if deadline is not None and time.perf_counter() > deadline:
+                stop.callbacks.remove(StopSimulation.callback)
+                return (f"wall-clock budget of {max_wall_s:g}s (run.max_wall) used up at simulated time "
+                        f"{format_duration(env._now)}")
+    except (StopSimulation, EmptySchedule):
+        pass
+    if not env._now <= MAX_TIME_MS:  # the clock went wrong in the last events before the end
+        raise _bad_time_error(env, None)
+    return None

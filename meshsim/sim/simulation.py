@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from typing import Any, Protocol
 
 from ..core import balancers as _envoy_balancers  # noqa: F401 - registers Envoy's policies
 from ..core.selection import BALANCERS, Balancer
+from ..errors import ScenarioWarning
 from ..rng import RandomStreams
 from ..scenario.model import Scenario
 from ..scenario.spec import balancer_options
+from ..stats import FINE_BATCHES  # streaming: fine batch means, merged by auto_batch_means_ci
 from .engine import Call, Caller, EndpointRT, Instance, ServiceRT
-from .kernel import Kernel
+from .kernel import Kernel, run_until
 from .network import Network
 from .proxy import Proxy
 from .recorder import Recorder, StreamingRecorder, status_code
@@ -53,7 +56,7 @@ class Simulation:
             expected = self.max_requests or sum(scenario.workload_rate(w) for w in scenario.workloads) * (self.duration or 0) / 1000
             if not math.isfinite(expected):  # closed users with zero think time: no useful estimate
                 expected = 0
-            self.recorder: Recorder = StreamingRecorder(self.warmup, m["histogram_error"], int(expected // m["batches"]) or 1)
+            self.recorder: Recorder = StreamingRecorder(self.warmup, m["histogram_error"], int(expected // (FINE_BATCHES * m["batches"])) or 1)
         else:
             self.recorder = Recorder(spans=m["spans"])
         self.hosts = scenario.hosts()
@@ -66,6 +69,7 @@ class Simulation:
         self.close_time = math.nan
         self.end_time = math.nan
         self.stop_event = self.env.event()
+        self.partial_reason: str | None = None
         self._drain: bool = spec["run"]["drain"]
         self.fault_log: list[tuple[float, str, str]] = []
         self.components: list[Component] = []
@@ -107,10 +111,20 @@ class Simulation:
         placement = scenario.placement()
         self.instances: list[Instance] = []
         self.instance_by_name: dict[str, Instance] = {}
+        #: run.common_random_numbers: service times and call choices keyed by request (see crn.py)
+        self.common_draws = None
+        if run.get("common_random_numbers"):
+            from .crn import CommonDraws, KeyedInstance
+
+            self.common_draws = CommonDraws(self.streams)
         for svc in self.services.values():
             for i in range(svc.spec["replicas"]):
                 name = f"{svc.name}-{i}"
-                inst = Instance(self, svc, i, len(self.instances), placement[name], self.streams)
+                if self.common_draws is None:
+                    inst = Instance(self, svc, i, len(self.instances), placement[name], self.streams)
+                else:
+                    inst = KeyedInstance(self, svc, i, len(self.instances), placement[name], self.streams,
+                                         self.common_draws)
                 svc.instances.append(inst)
                 self.instances.append(inst)
                 self.instance_by_name[name] = inst
@@ -403,7 +417,11 @@ class Simulation:
         self.kernel.call_later(0.0, self._sample)
         if self.warmup > 0:
             self.kernel.call_at(self.warmup, self._snapshot, "warmup")
-        self.env.run(until=self.stop_event)
+        max_wall = run.get("max_wall")
+        #: why the run stopped before its end (None: it did not); the Result flags it partial
+        self.partial_reason = run_until(self.env, self.stop_event, None if max_wall is None else max_wall / 1000.0)
+        if self.partial_reason is not None:
+            warnings.warn(f"run.max_wall: {self.partial_reason}; the result is partial", ScenarioWarning, stacklevel=3)
         self.end_time = self.env.now
         if math.isnan(self.close_time):
             self.close_time = self.end_time

@@ -1,9 +1,13 @@
 """Parameter sweeps: grids of dotted-path parameters x replications, on serial,
-process-pool or Dask backends, with a resumable on-disk result store."""
+process-pool or Dask backends, with a resumable on-disk result store that
+refuses to mix definitions, and paired (common-random-number) seeds on request."""
 
-from .grid import Sweep, expand, load_sweep, make_sweep, point_seed
+from .fingerprint import SweepMismatch
+from .grid import Sweep, expand, load_sweep, make_sweep, point_seed, replication_seed
+from .paired import paired_differences
 from .runner import SweepResult, aggregate, run_sweep, sweep
-from .store import ResultStore, load_results
+from .store import ResultStore, SweepWarning, load_results
 
-__all__ = ["ResultStore", "Sweep", "SweepResult", "aggregate", "expand", "load_results", "load_sweep",
-           "make_sweep", "point_seed", "run_sweep", "sweep"]
+__all__ = ["ResultStore", "Sweep", "SweepMismatch", "SweepResult", "SweepWarning", "aggregate", "expand",
+           "load_results", "load_sweep", "make_sweep", "paired_differences", "point_seed", "replication_seed",
+           "run_sweep", "sweep"]

@@ -9,10 +9,22 @@ single point can be rerun alone::
     seed = point_seed(sweep_seed, params, r)
     meshsim.run(base, seed=seed, overrides=params)
 
+With ``paired=True`` (``paired: true`` in a sweep file) every point of
+replication r gets the same seed, ``replication_seed(sweep_seed, r)``, and the
+base scenario gets ``run.common_random_numbers: true`` unless it sets that key
+itself (service times keyed by request, see meshsim/sim/crn.py): common random
+numbers, so differences between points are measured on the same draws and
+their paired intervals are narrower.
+
+Grid values may be of any type a scenario key takes (numbers, strings, None,
+lists, dicts); every point is checked with ``load_scenario`` before anything runs.
+
 >>> pts = expand({"services.api.replicas": [1, 2], "workloads.w.rate": [10, 20]}, "product")
 >>> len(pts), pts[1]
 (4, {'services.api.replicas': 1, 'workloads.w.rate': 20})
 >>> point_seed(42, {"a": 1}, 0) == point_seed(42, {"a": 1}, 0)
+True
+>>> point_seed(42, {"a": 1}, 0, paired=True) == point_seed(42, {"a": 2}, 0, paired=True) == replication_seed(42, 0)
 True
 """
 
@@ -32,6 +44,7 @@ import numpy as np
 from ..errors import ScenarioError, ScenarioErrors, closest
 from ..scenario.load import load_scenario, read_yaml, set_path
 from ..scenario.model import Scenario
+from .labels import value_label
 
 
 def _values(spec: Any, path: str) -> list:
@@ -92,8 +105,16 @@ def point_key(params: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def point_seed(sweep_seed: int, params: dict[str, Any], replication: int) -> int:
+def replication_seed(sweep_seed: int, replication: int) -> int:
+    """The run seed of replication ``replication`` of every point of a paired sweep."""
+    ss = np.random.SeedSequence(sweep_seed, spawn_key=(0x9A12ED, replication))
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+def point_seed(sweep_seed: int, params: dict[str, Any], replication: int, paired: bool = False) -> int:
     """The run seed of one replication of one point (see the module doc)."""
+    if paired:
+        return replication_seed(sweep_seed, replication)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).digest()
     words = tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
     ss = np.random.SeedSequence(sweep_seed, spawn_key=words + (replication,))
@@ -126,6 +147,7 @@ class Sweep:
     seed: int = 0
     metrics: list[str] | None = None
     points: list[dict[str, Any]] = field(default_factory=list)
+    paired: bool = False
 
     def tasks(self) -> list[tuple[dict[str, Any], int, int, str]]:
         """(params, replication, seed, key) for every run of the sweep, in order."""
@@ -133,11 +155,11 @@ class Sweep:
         for params in self.points:
             key = point_key(params)
             for r in range(self.replications):
-                out.append((params, r, point_seed(self.seed, params, r), f"{key}-r{r}"))
+                out.append((params, r, point_seed(self.seed, params, r, self.paired), f"{key}-r{r}"))
         return out
 
 
-SWEEP_KEYS = ("scenario", "parameters", "mode", "replications", "seed", "metrics")
+SWEEP_KEYS = ("scenario", "parameters", "mode", "replications", "seed", "metrics", "paired")
 
 
 def make_sweep(
@@ -148,6 +170,7 @@ def make_sweep(
     replications: int = 1,
     seed: int = 0,
     metrics: list[str] | None = None,
+    paired: bool = False,
 ) -> Sweep:
     """Check a sweep before anything runs: every path exists, every point is a valid scenario."""
     base = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
@@ -155,6 +178,14 @@ def make_sweep(
         raise ScenarioError("replications", f"must be an integer >= 1, got {replications!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ScenarioError("seed", f"must be an integer >= 0, got {seed!r}")
+    if not isinstance(paired, bool):
+        raise ScenarioError("paired", f"must be true or false, got {paired!r}")
+    run_raw = base.raw.get("run") if isinstance(base.raw.get("run"), dict) else {}
+    if paired and run_raw.get("common_random_numbers") is None:
+        # draws keyed by request, so points that route differently still see the same service times
+        base = load_scenario(base, {"run.common_random_numbers": True}, warn=False)
+    if metrics is not None and (not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics)):
+        raise ScenarioError("metrics", f"must be a list of metric names such as latency_ms.p99, got {metrics!r}")
     if not isinstance(parameters, dict):
         raise ScenarioError("parameters", f"must be a mapping of dotted paths to values, got {parameters!r}")
     points = expand(parameters, mode)
@@ -175,10 +206,10 @@ def make_sweep(
         try:
             load_scenario(base, params, warn=False)
         except ScenarioError as e:
-            raise ScenarioError(f"parameters ({', '.join(f'{k}={v}' for k, v in params.items())})",
+            raise ScenarioError(f"parameters ({', '.join(f'{k}={value_label(v)}' for k, v in params.items())})",
                                 f"makes an invalid scenario: {e}") from None
     return Sweep(base=base, parameters=parameters, mode=mode, replications=replications, seed=seed,
-                 metrics=metrics, points=points)
+                 metrics=metrics, points=points, paired=paired)
 
 
 def _nearest_paths(path: str, valid: list[str], n: int = 3) -> list[str]:
@@ -188,7 +219,7 @@ def _nearest_paths(path: str, valid: list[str], n: int = 3) -> list[str]:
 
 
 def load_sweep(source: str | os.PathLike | dict) -> Sweep:
-    """A sweep from a YAML file or mapping with keys scenario, parameters, mode, replications, seed, metrics."""
+    """A sweep from a YAML file or mapping with keys scenario, parameters, mode, replications, seed, metrics, paired."""
     base_dir = None
     if isinstance(source, (str, os.PathLike)):
         data = read_yaml(source)
@@ -213,7 +244,8 @@ def load_sweep(source: str | os.PathLike | dict) -> Sweep:
         replications=data.get("replications", 1),
         seed=data.get("seed", 0),
         metrics=data.get("metrics"),
+        paired=data.get("paired", False),
     )
 
 
-__all__ = ["Sweep", "expand", "load_sweep", "make_sweep", "point_key", "point_seed", "set_path"]
+__all__ = ["Sweep", "expand", "load_sweep", "make_sweep", "point_key", "point_seed", "replication_seed", "set_path"]

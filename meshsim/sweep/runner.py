@@ -10,7 +10,10 @@ only on the sweep seed, the point and the replication):
 
 Each finished run is written to the store at once; runs already in the store
 are skipped, so an interrupted sweep resumes where it stopped.  A run that
-raises is recorded with its error and the sweep goes on.
+raises is recorded with its error and the sweep goes on.  A store that holds
+another sweep definition is refused (:class:`SweepMismatch`) unless
+``new=True``, which writes to the first free ``DIR-2``, ``DIR-3``, ... instead.
+Pool workers die with the sweep process, however it ends (SIGKILL included).
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from .fingerprint import SweepMismatch, canonical, check, fingerprint
 from .grid import Sweep, make_sweep
-from .store import ResultStore, git_revision
+from .labels import labelled, sort_rows
+from .store import ResultStore, git_revision, read_definition
 
 DEFAULT_METRICS = (
     "requests", "completed", "failed", "throughput_rps",
@@ -76,15 +84,30 @@ def run_task(base: Any, params: dict[str, Any], seed: int, metrics: list[str] | 
 
 @dataclass
 class SweepResult:
-    """``runs``: one row per point and replication; ``aggregate``: mean and 95% CI per point."""
+    """``runs``: one row per point and replication; ``aggregate``: mean and 95% CI per point.
+
+    ``directory`` is where the store is (with ``new=True`` perhaps not the
+    folder asked for); ``fingerprint`` identifies the sweep's definition.
+    """
 
     runs: Any
     aggregate: Any
     interrupted: bool = False
     directory: str | None = None
+    parameters: list[str] = field(default_factory=list)
+    metrics: list[str] | None = None
+    paired: bool = False
+    fingerprint: str | None = None
 
     def __iter__(self):
         return iter((self.runs, self.aggregate))
+
+    def differences(self, baseline: dict[str, Any] | None = None, metrics: list[str] | None = None,
+                    confidence: float = 0.95):
+        """Paired differences of every point to ``baseline`` (default: the first point); see paired.py."""
+        from .paired import paired_differences
+
+        return paired_differences(self.runs, self.parameters, baseline, metrics or self.metrics, confidence)
 
 
 def aggregate(runs, parameters: list[str], metrics: list[str] | None = None, confidence: float = 0.95):
@@ -97,8 +120,10 @@ def aggregate(runs, parameters: list[str], metrics: list[str] | None = None, con
     if len(runs) == 0:
         return pd.DataFrame()
     ok = runs[runs["error"].isna()] if "error" in runs else runs
-    skip = set(parameters) | {"replication", "seed", "error", "key"}
+    skip = set(parameters) | {"replication", "seed", "error", "key", "meshsim_version"}
     cols = metrics or [c for c in ok.columns if c not in skip and pd.api.types.is_numeric_dtype(ok[c])]
+    cols = [c for c in cols if c in ok]
+    ok = labelled(ok, parameters)  # lists, dicts, None: grouped and shown by a readable label
     rows = []
     for values, grp in ok.groupby(parameters, sort=False, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
@@ -136,14 +161,14 @@ def run_sweep(
     client: Any = None,
     scheduler: str | None = None,
     progress: bool = True,
+    new: bool = False,
 ) -> SweepResult:
     """Run every not-yet-finished run of ``sweep``; see the module doc."""
+    defn = definition(sweep)
+    out = _choose_directory(defn, out, new)
     store = ResultStore(out)
-    store.write_sweep({
-        "scenario": sweep.base.raw, "scenario_origin": sweep.base.origin, "parameters": sweep.parameters,
-        "mode": sweep.mode, "replications": sweep.replications, "seed": sweep.seed, "metrics": sweep.metrics,
-        "meshsim_version": _version(), "git_revision": git_revision(),
-    })
+    store.write_sweep(dict(defn, scenario_raw=sweep.base.raw, scenario_origin=sweep.base.origin,
+                           git_revision=git_revision()))
     done = store.done()
     todo = [t for t in sweep.tasks() if t[3] not in done]
     total = len(sweep.points) * sweep.replications
@@ -182,10 +207,47 @@ def run_sweep(
             bar.close()
     runs = store.load()
     params = list(sweep.parameters)
-    if len(runs):
-        runs = runs.sort_values(params + ["replication"], kind="stable").reset_index(drop=True)
-    return SweepResult(runs=runs, aggregate=aggregate(runs, params, sweep.metrics), interrupted=interrupted,
-                       directory=str(out) if out else None)
+    try:
+        runs = sort_rows(runs, params, sweep.points)
+    except Exception:  # noqa: BLE001 - the order is a nicety; the runs and their aggregate are not
+        pass
+    agg = aggregate(runs, params, sweep.metrics)
+    store.write_text("aggregate.csv", agg.to_csv(index=False))  # before anything else can fail
+    return SweepResult(runs=runs, aggregate=agg, interrupted=interrupted, directory=str(out) if out else None,
+                       parameters=params, metrics=sweep.metrics, paired=sweep.paired, fingerprint=defn["fingerprint"])
+
+
+def definition(sweep: Sweep) -> dict[str, Any]:
+    """What a sweep's runs are runs of, with its fingerprint (see fingerprint.py)."""
+    defn = {
+        "scenario": canonical(sweep.base.spec), "parameters": canonical(sweep.parameters),
+        "parameter_names": list(sweep.parameters), "mode": sweep.mode, "points": canonical(sweep.points),
+        "replications": sweep.replications, "seed": sweep.seed, "metrics": sweep.metrics, "paired": sweep.paired,
+        "meshsim_version": _version(),
+    }
+    defn["fingerprint"] = fingerprint(defn)
+    return defn
+
+
+def _choose_directory(defn: dict[str, Any], out: str | os.PathLike | None, new: bool):
+    """``out`` if it is empty or holds this sweep (or a smaller one); else, with ``new``, the first free DIR-n."""
+    if out is None:
+        return None
+    try:
+        check(read_definition(out), defn, str(out))
+        return out
+    except SweepMismatch:
+        if not new:
+            raise
+    base = Path(out)
+    for n in range(2, 10_000):
+        cand = base.with_name(f"{base.name}-{n}")
+        try:
+            check(read_definition(cand), defn, str(cand))
+        except SweepMismatch:
+            continue
+        return str(cand) if isinstance(out, str) else cand
+    raise SweepMismatch([f"no free folder {base.name}-n next to it"], str(out))  # pragma: no cover
 
 
 def _version() -> str:
@@ -194,13 +256,47 @@ def _version() -> str:
     return __version__
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker as soon as the sweep process is gone, however it ended.
+
+    On Linux the kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG);
+    everywhere, a watchdog thread also polls the parent id twice a second.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - the watchdog still works
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="meshsim-sweep-watchdog", daemon=True).start()
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Pool-worker set-up: Ctrl-C is the parent's to handle, SIGTERM ends the worker, and it dies with its parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent_pid)
+
+
 def _run_processes(sweep: Sweep, todo: list, workers: int | None, finish) -> None:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     workers = workers or os.cpu_count() or 1
     # fork where available: works from notebooks and scripts without a __main__ guard
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(os.getpid(),))
     futures = {}
     try:
         for task in todo:
@@ -255,8 +351,15 @@ def sweep(
     client: Any = None,
     scheduler: str | None = None,
     progress: bool = True,
+    paired: bool = False,
+    new: bool = False,
 ) -> SweepResult:
     """Run ``scenario`` over a grid of ``parameters`` (dotted paths) with ``replications`` seeds each.
+
+    ``paired=True`` runs replication r of every point on the same seed (common
+    random numbers; see :meth:`SweepResult.differences`).  ``out`` keeps the
+    runs; a folder holding another sweep is refused (:class:`SweepMismatch`)
+    unless ``new=True``, which writes to the first free ``out-2``, ``out-3``...
 
     >>> import meshsim
     >>> res = meshsim.sweep({"run": {"requests": 300}, "network": {"enabled": False},
@@ -266,5 +369,7 @@ def sweep(
     >>> res.runs.shape[0], list(res.aggregate["services.s.workers"])
     (4, [1, 2])
     """
-    sw = make_sweep(scenario, parameters, mode=mode, replications=replications, seed=seed, metrics=metrics)
-    return run_sweep(sw, out, backend=backend, workers=workers, client=client, scheduler=scheduler, progress=progress)
+    sw = make_sweep(scenario, parameters, mode=mode, replications=replications, seed=seed, metrics=metrics,
+                    paired=paired)
+    return run_sweep(sw, out, backend=backend, workers=workers, client=client, scheduler=scheduler, progress=progress,
+                     new=new)

@@ -2,13 +2,18 @@
 
 Layout of DIR::
 
-    DIR/sweep.json              the sweep: base scenario, parameters, seed, replications
+    DIR/sweep.json              the sweep: base scenario, parameters, seed, replications,
+                                and the fingerprint of its definition (see fingerprint.py)
     DIR/runs/<point>-r<k>.json  one finished run: parameters, seed, metrics or error,
                                 meshsim version, git revision, wall time
+    DIR/aggregate.csv           mean and confidence interval per point (written after each sweep)
 
 A file appears only when its run has finished (written to a temporary name,
 then renamed), so a sweep killed at any moment leaves no partial file, and a
-rerun with the same DIR skips every run whose file exists.
+rerun with the same DIR skips every run whose file exists.  A rerun with a
+different definition is refused before anything is written (SweepMismatch).
+Runs made by another meshsim version than the current one are flagged: the
+runs table has a ``meshsim_version`` column and loading warns.
 
 >>> import tempfile
 >>> store = ResultStore(tempfile.mkdtemp())
@@ -25,6 +30,7 @@ import json
 import os
 import subprocess
 import tempfile
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -68,6 +74,17 @@ class ResultStore:
         if self.dir is not None:
             _atomic_write(self.dir / "sweep.json", json.dumps(definition, indent=2, default=str))
 
+    def read_sweep(self) -> dict[str, Any] | None:
+        """The stored definition (sweep.json), or None for a new store."""
+        return read_definition(self.dir) if self.dir is not None else None
+
+    def write_text(self, name: str, text: str) -> Path | None:
+        """Write a file of the store atomically (e.g. aggregate.csv); None for an in-memory store."""
+        if self.dir is None:
+            return None
+        _atomic_write(self.dir / name, text)
+        return self.dir / name
+
     def done(self) -> set[str]:
         """Keys of the runs already finished (successfully or with an error)."""
         if self.dir is None:
@@ -92,22 +109,69 @@ class ResultStore:
             out.append(rec)
         return out
 
-    def load(self):
-        """One row per finished run: parameters, replication, seed, metrics, error."""
+    def load(self, warn: bool = True):
+        """One row per finished run: parameters, replication, seed, metrics, error, meshsim_version.
+
+        Parameters whose values are not all plain scalars (None, lists, dicts)
+        keep their values as objects.  Runs of another meshsim version than
+        this one are flagged with a warning (``warn=False`` to silence it).
+        """
         import pandas as pd
 
+        from .labels import needs_label
+
+        recs = self.records()
         rows = []
-        for rec in self.records():
+        for rec in recs:
             row = {**rec["params"], "replication": rec["replication"], "seed": rec["seed"]}
             row.update(rec.get("metrics") or {})
             row["error"] = rec.get("error")
-            row["key"] = rec["key"]
+            row["meshsim_version"] = rec.get("meshsim_version")
             rows.append(row)
         df = pd.DataFrame(rows)
-        if len(df):
-            order = [c for c in df.columns if c not in ("key",)]
-            df = df[order]
+        names = list(dict.fromkeys(k for rec in recs for k in rec["params"]))
+        for name in names:
+            values = [rec["params"].get(name) for rec in recs]
+            if needs_label(values):
+                df[name] = pd.Series(values, index=df.index, dtype=object)
+        if warn and len(df):
+            _flag_versions(df["meshsim_version"], self.dir)
         return df
+
+
+def _flag_versions(versions, where) -> None:
+    from .. import __version__
+
+    found = sorted({str(v) for v in versions if v is not None})
+    other = [v for v in found if v != __version__]
+    if other:
+        n = sum(v is not None and str(v) != __version__ for v in versions)
+        warnings.warn(f"sweep store {where or '(in memory)'}: {n} runs were "
+                      f"made by meshsim {', '.join(other)}, this is {__version__}; their numbers may differ "
+                      "(see the meshsim_version column)", SweepWarning, stacklevel=3)
+
+
+class SweepWarning(UserWarning):
+    """A sweep store holds runs that may not mix (e.g. made by another meshsim version)."""
+
+
+def read_definition(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The sweep.json of a folder; None if it holds neither sweep.json nor runs.
+
+    A folder with runs but no sweep.json gives ``{}`` (an unknown definition).
+    """
+    d = Path(directory)
+    path = d / "sweep.json"
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+    runs = d / "runs"
+    if runs.is_dir() and any(not p.name.startswith(".tmp-") for p in runs.glob("*.json")):
+        return {}
+    return None
 
 
 def load_results(directory: str | os.PathLike):

@@ -5,6 +5,10 @@ arrivals and service-time draws as seed s of variant A wherever the two
 scenarios agree; the differences B - A, paired by seed, then vary much less
 than either variant alone, and their t interval is narrow.  For two identical
 variants every paired difference is exactly 0, and so is its interval.
+The runs and statistics are :mod:`meshsim.compare`'s; this module adds the
+table, the figure and the widget.  Pass ``common_random_numbers=True`` to key
+service times by request as well (``run.common_random_numbers``), so that
+variants that route differently still give each request the same draws.
 
 >>> base = {"run": {"requests": 1500}, "network": {"enabled": False},
 ...         "services": {"s": {"replicas": 2, "service_time": {"dist": "exponential", "mean": "10ms"}}},
@@ -20,122 +24,50 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ..api import run
-from ..scenario.load import load_scenario
-from ..stats import t_quantile
+from ..compare import METRICS, run_metrics, t_ci
+from ..compare import run_variants as _run_variants
+from ..compare import summarise as _summarise
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: per-run figures of merit compared: column name -> what it is
-METRICS: dict[str, str] = {
-    "mean_ms": "mean latency (ms)",
-    "p50_ms": "median latency (ms)",
-    "p99_ms": "99th percentile latency (ms)",
-    "throughput_rps": "throughput (req/s)",
-    "error_rate": "failed / requests",
-}
 
-
-def run_metrics(result: Any) -> dict[str, float]:
-    """The :data:`METRICS` of one run, from its summary."""
-    s = result.summary
-    lat = s["latency_ms"]
-
-    def num(v: Any) -> float:
-        return math.nan if v is None else float(v)
-
-    return {
-        "mean_ms": num(lat["mean"]),
-        "p50_ms": num(lat["p50"]),
-        "p99_ms": num(lat["p99"]),
-        "throughput_rps": num(s["throughput_rps"]),
-        "error_rate": s["failed"] / s["requests"] if s["requests"] else math.nan,
-    }
-
-
-def t_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """``(mean, low, high)``: Student-t interval of the mean of ``values`` (NaN bounds for fewer than 2).
-
-    >>> t_ci(np.array([1.0, 1.0, 1.0]))
-    (1.0, 1.0, 1.0)
-    >>> m, lo, hi = t_ci(np.array([1.0, 2.0, 3.0]))
-    >>> m, round(hi - m, 4)
-    (2.0, 2.4841)
-    """
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return math.nan, math.nan, math.nan
-    m = float(x.mean())
-    if x.size < 2:
-        return m, math.nan, math.nan
-    sd = float(x.std(ddof=1))
-    half = t_quantile(0.5 + confidence / 2, x.size - 1) * sd / math.sqrt(x.size) if sd > 0 else 0.0
-    return m, m - half, m + half
-
-
-def run_variants(scenario: Any, variants: dict[str, dict[str, Any] | None], *, seeds=(1, 2, 3),
-                 overrides: dict[str, Any] | None = None) -> tuple[dict[str, list], pd.DataFrame]:
+def run_variants(scenario: Any, variants: Mapping[str, dict[str, Any] | None], *, seeds: Iterable[int] = (1, 2, 3),
+                 overrides: dict[str, Any] | None = None,
+                 common_random_numbers: bool | None = None) -> tuple[dict[str, list], pd.DataFrame]:
     """Run every variant with every seed: ``({label: [Result per seed]}, per-run frame)``.
 
-    The frame has one row per (variant, seed) with the :data:`METRICS`.
+    The frame has one row per (variant, seed) with the :data:`METRICS`
+    (:func:`meshsim.compare.run_variants`, keeping every Result for the
+    figures).  ``common_random_numbers`` sets ``run.common_random_numbers``
+    (None: as the scenario says; ``meshsim.compare`` turns it on).
     """
-    import pandas as pd
-
-    if not variants:
-        raise ValueError("compare needs at least one variant, e.g. {'baseline': {}}")
-    seeds = list(seeds)
-    if len(set(seeds)) != len(seeds) or not seeds:
-        raise ValueError(f"seeds must be distinct and not empty, got {seeds!r}")
-    base = load_scenario(scenario, overrides)
-    results: dict[str, list] = {}
-    rows = []
-    for label, ov in variants.items():
-        sc = load_scenario(base, ov or {})
-        results[label] = []
-        for seed in seeds:
-            res = run(sc, seed=seed)
-            results[label].append(res)
-            rows.append({"variant": label, "seed": seed, **run_metrics(res)})
-    return results, pd.DataFrame(rows)
+    return _run_variants(scenario, variants, seeds=seeds, overrides=overrides,
+                         common_random_numbers=common_random_numbers, keep_results=True)
 
 
 def summarise(runs: pd.DataFrame, labels: list[str], confidence: float = 0.95) -> pd.DataFrame:
     """Per (variant, metric): mean over seeds with its t interval, and the paired difference against the
-    first variant with its paired-t interval (``diff*`` are NaN on the first variant's own rows)."""
-    import pandas as pd
-
-    first = labels[0]
-    ref = runs[runs["variant"] == first].set_index("seed")
-    rows = []
-    for label in labels:
-        mine = runs[runs["variant"] == label].set_index("seed")
-        for metric in METRICS:
-            m, lo, hi = t_ci(mine[metric].to_numpy(), confidence)
-            if label == first:
-                d = (math.nan, math.nan, math.nan)
-            else:
-                paired = (mine[metric] - ref[metric].reindex(mine.index)).to_numpy()
-                d = t_ci(paired, confidence)
-            rows.append({"variant": label, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi,
-                         "diff": d[0], "diff_ci_low": d[1], "diff_ci_high": d[2], "seeds": len(mine)})
-    return pd.DataFrame(rows).set_index(["variant", "metric"])
+    first variant with its paired-t interval (``diff*`` are NaN on the first variant's own rows); see
+    :func:`meshsim.compare.summarise`."""
+    return _summarise(runs, labels, confidence, metrics=list(METRICS))
 
 
-def compare_frame(scenario: Any, variants: dict[str, dict[str, Any] | None], *, seeds=(1, 2, 3),
-                  overrides: dict[str, Any] | None = None) -> pd.DataFrame:
+def compare_frame(scenario: Any, variants: Mapping[str, dict[str, Any] | None], *, seeds: Iterable[int] = (1, 2, 3),
+                  overrides: dict[str, Any] | None = None,
+                  common_random_numbers: bool | None = None) -> pd.DataFrame:
     """The comparison table of :func:`compare`, without widgets or figures (for scripts and tests).
 
     Indexed by (variant, metric); columns ``mean, ci_low, ci_high`` (over seeds,
     95% t) and ``diff, diff_ci_low, diff_ci_high`` (against the first variant,
-    paired by seed, 95% t), ``seeds``.
+    paired by seed, 95% t), ``unpaired_ci_low, unpaired_ci_high`` (Welch, for
+    reference), ``seeds``.
     """
-    _, runs = run_variants(scenario, variants, seeds=seeds, overrides=overrides)
+    _, runs = run_variants(scenario, variants, seeds=seeds, overrides=overrides,
+                           common_random_numbers=common_random_numbers)
     return summarise(runs, list(variants))
 
 
@@ -216,8 +148,8 @@ class Comparison:
         return f"Comparison of {', '.join(self.results)} over seeds {self.seeds}\n{self.table.round(4)}"
 
 
-def compare(scenario: Any, variants: dict[str, dict[str, Any] | None], *, seeds=(1, 2, 3),
-            overrides: dict[str, Any] | None = None) -> Comparison:
+def compare(scenario: Any, variants: Mapping[str, dict[str, Any] | None], *, seeds: Iterable[int] = (1, 2, 3),
+            overrides: dict[str, Any] | None = None, common_random_numbers: bool | None = None) -> Comparison:
     """Run ``scenario`` under each variant's overrides with the same ``seeds`` (common random numbers).
 
     ``overrides`` apply to all variants, below each variant's own.  The result's
@@ -225,7 +157,8 @@ def compare(scenario: Any, variants: dict[str, dict[str, Any] | None], *, seeds=
     latency CDFs and shows each seed's p99, joined across variants.
     """
     seeds = list(seeds)
-    results, runs = run_variants(scenario, variants, seeds=seeds, overrides=overrides)
+    results, runs = run_variants(scenario, variants, seeds=seeds, overrides=overrides,
+                                 common_random_numbers=common_random_numbers)
     return Comparison(results, runs, seeds)
 
 
