@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
+from .queueing_lab import service_name as _service
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -94,15 +96,6 @@ def _runs(value: Runs) -> list[Result]:
     from ..result import Result as _Result
 
     return [value] if isinstance(value, _Result) else list(value)
-
-
-def _service(res: Result, service: str | None) -> str:
-    names = list(res.scenario.services)
-    if service is None:
-        return names[0]
-    if service not in names:
-        raise ValueError(f"no service {service!r} in scenario {res.scenario.name!r}; it has {', '.join(names)}")
-    return service
 
 
 def queue_tail(result: Runs, service: str | None = None, k_max: int = 8) -> pd.DataFrame:

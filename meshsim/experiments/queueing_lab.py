@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["theory_table", "littles_law", "warmup_curve", "measured_calls"]
 
 
-def _service(result: Result, service: str | None) -> str:
+def service_name(result: Result, service: str | None) -> str:
+    """``service`` checked against the run's services; None: the first one."""
     names = list(result.scenario.services)
     if service is None:
         return names[0]
@@ -77,7 +78,7 @@ def measured_calls(result: Result, service: str | None = None) -> pd.DataFrame:
     >>> len(calls), float(calls["service_ms"].max())
     (300, 1.0)
     """
-    name = _service(result, service)
+    name = service_name(result, service)
     start, end = _window(result)
     sp = result.spans
     sel = (sp["service"] == name) & (sp["status"] == "ok") & (sp["arrive_ms"] >= start) & (sp["arrive_ms"] <= end)
@@ -106,7 +107,7 @@ def theory_table(result: Result, theory: QueueMetrics, service: str | None = Non
     """
     import pandas as pd
 
-    name = _service(result, service)
+    name = service_name(result, service)
     calls = measured_calls(result, name)
     wait = calls["queue_ms"].to_numpy()
     soj = calls["sojourn_ms"].to_numpy()
@@ -137,7 +138,7 @@ def littles_law(result: Result, service: str | None = None) -> dict[str, float]:
     busy, averaged over the samples in the window); ``relative_error``:
     L / (lambda W) - 1.  See the module example.
     """
-    name = _service(result, service)
+    name = service_name(result, service)
     start, end = _window(result)
     calls = measured_calls(result, name)
     lam = len(calls) / (end - start) if end > start else math.nan
