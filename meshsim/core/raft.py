@@ -9,8 +9,11 @@ durably *before* it sends the messages or applies anything in that ``Ready``.
 
 Implemented: randomized elections with the up-to-date check, Pre-Vote (thesis
 §9.6), check-quorum, log replication with fast backtracking, the Figure 8
-commit rule, a no-op entry on election, ReadIndex and lease reads (thesis
-§6.4), single-server membership changes (thesis ch. 4).  Not implemented: log
+commit rule, a no-op entry on election, ReadIndex (concurrent reads batched
+into one round) and lease reads (thesis §6.4: followers keep their promise
+from when they last heard a leader, and the leader's lease is shorter by a
+clock-drift bound, see :class:`RaftConfig`), single-server membership
+changes (thesis ch. 4).  Not implemented: log
 compaction/snapshots, leadership transfer, non-voting members.
 
 A single-server cluster elects itself on its first timeout and commits at once:
@@ -28,6 +31,7 @@ A single-server cluster elects itself on its first timeout and commits at once:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Sequence
 from itertools import islice
 from dataclasses import dataclass, field, fields
@@ -58,6 +62,7 @@ __all__ = [
     "PROFILES",
     "PersistentState",
     "RaftConfig",
+    "RaftConfigWarning",
     "RaftNode",
     "ReadState",
     "Ready",
@@ -256,6 +261,10 @@ class Ready:
 # --------------------------------------------------------------------------- config
 
 
+class RaftConfigWarning(UserWarning):
+    """A legal but risky Raft configuration (e.g. election timeouts that are not randomized)."""
+
+
 def _etcd() -> dict:
     # etcd docs (tuning, configuration flags): --heartbeat-interval 100 ms,
     # --election-timeout 1000 ms; etcd-io/raft randomizes the timeout in
@@ -301,10 +310,21 @@ class RaftConfig:
     """Timing (ms) and features of a Raft node; defaults are etcd's.
 
     An election timeout is drawn uniformly from ``[election_timeout_min_ms,
-    election_timeout_max_ms)`` at every reset (equal bounds = fixed).  The
-    leader-lease window ``leader_lease_ms`` (None = ``election_timeout_min_ms``)
-    is both the check-quorum window (a leader that has not heard from a
-    majority within it steps down) and the lease-read window.
+    election_timeout_max_ms)`` at every reset (equal bounds = fixed, which
+    warns: simultaneous candidates then split the vote again and again).  The
+    window ``leader_lease_ms`` (None = ``election_timeout_min_ms``) is the
+    check-quorum window: a leader that has not heard from a majority within it
+    steps down.
+
+    Lease reads (``lease_reads``) rest on a promise each follower keeps: having
+    heard the leader at time t (its clock), it grants no vote or pre-vote before
+    t + ``election_timeout_min_ms``, whether or not it still names a leader.  The
+    leader counts its lease from when it *sent* a round a majority acknowledged,
+    for ``read_lease_ms`` = min(``lease_ms``, ``election_timeout_min_ms`` /
+    (1 + ``lease_clock_drift``)) of its own clock.  That is safe as long as no
+    follower's clock runs more than ``lease_clock_drift`` (default 0.1, i.e. 10%)
+    faster than the leader's (thesis §6.4 "clock drift bound"); a follower clock
+    25% fast breaks a lease equal to the minimum election timeout.
 
     >>> RaftConfig.profile("consul").election_timeout_min_ms
     5000.0
@@ -322,6 +342,7 @@ class RaftConfig:
     lease_reads: bool = False
     max_entries_per_append: int = 64
     leader_lease_ms: float | None = None
+    lease_clock_drift: float = 0.1
 
     def __post_init__(self):
         hb, lo, hi = self.heartbeat_interval_ms, self.election_timeout_min_ms, self.election_timeout_max_ms
@@ -339,11 +360,29 @@ class RaftConfig:
                              "followers only promise not to vote for that long")
         if self.lease_reads and not self.check_quorum:
             raise ValueError("lease_reads needs check_quorum (followers must ignore votes while a leader is live)")
+        if not 0 <= self.lease_clock_drift < math.inf:
+            raise ValueError(f"lease_clock_drift must be a finite rate >= 0 (0.1 = clocks differ by up to 10%), "
+                             f"got {self.lease_clock_drift}")
+        if hi == lo:
+            warnings.warn(f"election timeouts are not randomized (election_timeout_min_ms == election_timeout_max_ms"
+                          f" == {lo}): candidates that start together split the vote again every term and may "
+                          "never elect a leader", RaftConfigWarning, stacklevel=3)
 
     @property
     def lease_ms(self) -> float:
         """The check-quorum / lease window actually used."""
         return self.election_timeout_min_ms if self.leader_lease_ms is None else self.leader_lease_ms
+
+    @property
+    def read_lease_ms(self) -> float:
+        """How long after sending an acknowledged round a leader may answer reads locally: the
+        check-quorum window, shortened so that it ends before the followers' promise ends on a clock up to
+        ``lease_clock_drift`` faster (thesis §6.4).
+
+        >>> round(RaftConfig(election_timeout_min_ms=1000, election_timeout_max_ms=2000).read_lease_ms, 1)
+        909.1
+        """
+        return min(self.lease_ms, self.election_timeout_min_ms / (1.0 + self.lease_clock_drift))
 
     @classmethod
     def profile(cls, name: str, **overrides) -> RaftConfig:
@@ -406,7 +445,7 @@ class RaftNode:
         self._acked_round: dict[NodeId, int] = {}
         self._ack_time: dict[NodeId, float] = {}
         self._leader_since = -_INF
-        self._pending_reads: list[list] = []  # [request_id, read_index | None, required_round]
+        self._pending_reads: list[list] = []  # [request_id, read_index | None, required_round, asked_at]
         self._ready: Ready | None = None
 
     # ------------------------------------------------------------ read-only view
@@ -453,7 +492,7 @@ class RaftNode:
     def lease_valid(self, now: float) -> bool:
         """True when this leader may answer reads locally (lease_reads only)."""
         return (self.config.lease_reads and self._role == LEADER and self._committed_in_term()
-                and self._quorum_contact(now) + self.config.lease_ms > now)
+                and self._quorum_contact(now) + self.config.read_lease_ms > now)
 
     def __repr__(self) -> str:
         return (f"RaftNode({self.id!r}, {self._role}, term={self._term}, leader={self._leader!r}, "
@@ -480,6 +519,7 @@ class RaftNode:
                 else:
                     self._heartbeat_deadline = now + self.config.heartbeat_interval_ms
                     self._broadcast_round(now)
+                    self._expire_reads(now)
         elif self._election_deadline is not None and self._election_deadline <= now:
             if self._may_campaign():
                 self._campaign(now, pre=self.config.pre_vote)
@@ -518,13 +558,16 @@ class RaftNode:
         if self._role != LEADER:
             self._ready.rejected = "not leader"
         elif self.lease_valid(now):
-            self._pending_reads.append([request_id, self._commit, 0])
-            self._check_reads()
+            self._pending_reads.append([request_id, self._commit, 0, now])
+            self._check_reads(now)
         else:
+            # Batch like etcd's read loop: while a read's round is out, later reads wait together for the next one.
             index = self._commit if self._committed_in_term() else None
-            self._pending_reads.append([request_id, index, self._round + 1])
-            self._broadcast_round(now)
-            self._check_reads()
+            waiting = self._read_round_out()
+            self._pending_reads.append([request_id, index, self._round + 1, now])
+            if not waiting:
+                self._broadcast_round(now)
+            self._check_reads(now)
         return self._finish(now)
 
     def add_server(self, node_id: NodeId, now: float) -> Ready:
@@ -687,24 +730,39 @@ class RaftNode:
             for r in self._pending_reads:
                 if r[1] is None:
                     r[1] = self._commit
-            self._check_reads()
+            self._check_reads(now)
             for p in self._voters:  # tell followers promptly (etcd's bcastAppend)
                 if p != self.id:
                     self._send_append(p)
             if self.id not in self._voters and self._config_index <= self._commit:
                 self._become_follower(self._term, None, now)  # removed leader steps down (thesis §4.2.2)
 
-    def _check_reads(self) -> None:
+    def _read_round_out(self) -> bool:
+        """Is the latest round one that reads wait for and a majority has not yet acknowledged?"""
+        rnd = self._round
+        return any(r[2] == rnd for r in self._pending_reads) and self._quorum_round() < rnd
+
+    def _check_reads(self, now: float) -> None:
         if not self._pending_reads:
             return
         q = self._quorum_round()
         keep = []
-        for rid, index, need in self._pending_reads:
-            if index is not None and need <= q and index <= self._applied:
-                self._ready.reads.append(ReadState(rid, index))
+        for r in self._pending_reads:
+            if r[1] is not None and r[2] <= q and r[1] <= self._applied:
+                self._ready.reads.append(ReadState(r[0], r[1]))
             else:
-                keep.append([rid, index, need])
+                keep.append(r)
         self._pending_reads = keep
+        if q >= self._round and any(r[2] > self._round for r in keep):
+            self._broadcast_round(now)  # the batch that waited for the previous read round
+
+    def _expire_reads(self, now: float) -> None:
+        """Fail reads that have waited a minimum election timeout: the leader cannot reach a quorum (without
+        check-quorum nothing else would end them), and the client is better served retrying elsewhere."""
+        horizon = now - self.config.election_timeout_min_ms
+        if self._pending_reads and self._pending_reads[0][3] <= horizon:
+            self._ready.failed_reads.extend(r[0] for r in self._pending_reads if r[3] <= horizon)
+            self._pending_reads = [r for r in self._pending_reads if r[3] > horizon]
 
     def _become_leader(self, now: float) -> None:
         self._set_role(LEADER)
@@ -772,13 +830,11 @@ class RaftNode:
             self._reset_election_timer(now)
 
     def _in_lease(self, now: float) -> bool:
-        """Has this node heard from a live leader within the minimum election timeout?"""
-        if now < self._vote_guard_until:
+        """Is this node keeping its promise to a leader?  A leader is; a follower is for a minimum
+        election timeout after it last heard one, whether or not it still names that leader (a
+        higher-term message may have made it forget the name, not the promise: thesis §6.4)."""
+        if now < self._vote_guard_until or self._role == LEADER:
             return True
-        if self._leader is None:
-            return False
-        if self._leader == self.id:
-            return self._role == LEADER
         return now - self._last_heard < self.config.election_timeout_min_ms
 
     # ------------------------------------------------------------ message handling
@@ -819,8 +875,11 @@ class RaftNode:
             can_vote = True
         else:
             can_vote = self._voted_for == msg.candidate or (self._voted_for is None and self._leader is None)
-        # a pre-vote also needs silence from any leader for a minimum election timeout (thesis §9.6)
-        granted = can_vote and up_to_date and not (msg.pre_vote and self._in_lease(now))
+        # a pre-vote also needs silence from any leader for a minimum election timeout (thesis §9.6); with
+        # check-quorum so does a vote, also at our own term (we may have adopted it from a refusal since)
+        in_lease = (msg.pre_vote or (self.config.check_quorum and self._voted_for != msg.candidate)) \
+            and self._in_lease(now)
+        granted = can_vote and up_to_date and not in_lease
         if granted and not msg.pre_vote:
             self._voted_for = msg.candidate
             self._ready.persist = True
@@ -914,7 +973,7 @@ class RaftNode:
             self._next[p] = max(self._match.get(p, 0) + 1, min(nxt, msg.reject_index, self._next.get(p, nxt)))
             self._send_append(p)
         if self._role == LEADER:
-            self._check_reads()
+            self._check_reads(now)
 
     def _apply(self) -> None:
         if self._commit > self._applied:
