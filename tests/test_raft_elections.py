@@ -3,7 +3,7 @@
 Tolerances (docs/raft_elections.md, "Tolerances"): the 150-155 ms median
 varies by about 3 ms between independent runs of 1000 trials (7.5 ms for
 300), so +-10 % is about 4 standard errors at 300 trials; a worst case of
-1000 trials varies a lot (150-200 ms: 480-660 ms over six independent runs),
+1000 trials varies a lot (150-200 ms: 506-817 ms over ten independent runs, see docs/raft_elections.md),
 so worst cases are pinned through the tail fraction above the published
 value (the paper saw none of 1000 trials above it) plus a wide band; the
 12-24 ms mean is 15 % below the published 35 ms, a real model difference

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     Runs = Union[Result, Sequence[Result]]
 
-__all__ = ["supermarket_tail", "supermarket_sojourn", "queue_tail", "load_split", "workload_split",
+__all__ = ["supermarket_tail", "supermarket_sojourn", "jsq_d_finite", "jsq_d_simulate", "queue_tail", "load_split", "workload_split",
            "load_split_figure", "policy_table"]
 
 
@@ -87,6 +87,130 @@ def supermarket_sojourn(lam: float, d: int = 2, terms: int = 60) -> float:
         if term < 1e-16:
             break
     return total
+
+
+def jsq_d_finite(n: int, lam: float, d: int = 2, with_replacement: bool = True, k_max: int = 40) -> float:
+    """Mean time in system, in mean service times, of the supermarket model with ``n`` queues (refined mean field).
+
+    The n -> infinity value (:func:`supermarket_sojourn`) plus its 1/n
+    correction (Gast and Van Houdt, "A refined mean field approximation",
+    SIGMETRICS 2018): with X the vector of fractions of queues holding at
+    least k = 1..k_max jobs, drift f, its Jacobian A and second derivatives
+    F at the fixed point x*, and Q the covariance rate of the jumps there,
+    E[X] = x* + V/n + O(1/n^2), where W solves A W + W A^T + Q = 0 and
+    A V = -(F:W/2 + f1), f1 the 1/n part of the drift.  The time in system
+    is sum_k E[X_k] / lam (Little).  ``with_replacement=True`` is Envoy's
+    ``least_request`` (each of the d choices is an independent uniform draw,
+    possibly the same host twice): the drift is then exactly the limit's,
+    and the whole correction comes from the fluctuations (E[X^2] > E[X]^2).
+    Without replacement the d hosts are distinct (a smaller value).
+
+    Checked against :func:`jsq_d_simulate` (a long simulation of the exact
+    Markov chain): 100 queues at load 0.9 give 2.658 here and 2.658 +- 0.002
+    simulated (95 %), against 2.614 for n -> infinity; see docs/mesh.md.
+
+    >>> round(jsq_d_finite(100, 0.9), 3), round(jsq_d_finite(100, 0.9, with_replacement=False), 3)
+    (2.658, 2.645)
+    >>> round(jsq_d_finite(100, 0.5), 3), round(jsq_d_finite(10**9, 0.9), 3), round(supermarket_sojourn(0.9), 3)
+    (1.272, 2.614, 2.614)
+    """
+    _check_model(lam, d)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < d:
+        raise ValueError(f"n (queues) must be an integer >= d, got {n!r}")
+    if d == 1:
+        return 1.0 / (1.0 - lam)  # independent M/M/1 queues: no finite-n effect
+    # truncate where the fixed point's tail is below double precision (plus a margin): K is small (d = 2,
+    # lam = 0.9: 12), and the Lyapunov solve below costs K^6
+    K = 1
+    while K < k_max and supermarket_tail(lam, K, d) > 1e-17:
+        K += 1
+    K = min(int(k_max), K + 4)
+    s = np.array([supermarket_tail(lam, k, d) for k in range(1, K + 1)])
+    s_prev = np.concatenate([[1.0], s[:-1]])  # s_{k-1}, s_0 = 1
+    s_next = np.concatenate([s[1:], [0.0]])   # s_{k+1}
+    g1 = d * s ** (d - 1)                     # derivative of s^d
+    g2 = d * (d - 1) * s ** (d - 2)           # second derivative
+    g2_prev = d * (d - 1) * s_prev ** (d - 2)
+    # drift f_k = lam (s_{k-1}^d - s_k^d) - (s_k - s_{k+1})
+    A = np.diag(-lam * g1 - 1.0) + np.diag(np.ones(K - 1), 1) + np.diag(lam * g1[:-1], -1)
+    Q = np.diag(lam * (s_prev**d - s**d) + (s - s_next))
+    eye = np.eye(K)
+    W = np.linalg.solve(np.kron(eye, A) + np.kron(A, eye), -Q.reshape(-1)).reshape(K, K)
+    w = np.diag(W)
+    w_prev = np.concatenate([[0.0], w[:-1]])
+    rhs = 0.5 * lam * (g2_prev * w_prev - g2 * w)
+    if not with_replacement:  # n (P(min >= k) without replacement - s^d) -> -C(d, 2) s^(d-1) (1 - s)
+        h = -math.comb(d, 2) * s ** (d - 1) * (1.0 - s)
+        h_prev = -math.comb(d, 2) * s_prev ** (d - 1) * (1.0 - s_prev)
+        rhs = rhs + lam * (h_prev - h)
+    V = np.linalg.solve(A, -rhs)
+    return float((s.sum() + V.sum() / n) / lam)
+
+
+def jsq_d_simulate(n: int, lam: float, d: int = 2, with_replacement: bool = True, *, replicas: int = 200,
+                   time_units: float = 200.0, warmup: float = 50.0, seed: int = 0) -> dict[str, float]:
+    """The supermarket model with ``n`` queues simulated exactly, independently of meshsim's simulator.
+
+    A continuous-time Markov chain, uniformized at rate n (1 + lam): each
+    step is an arrival (probability lam / (1 + lam)), which joins the
+    shortest of d queues drawn uniformly (with or without replacement; ties to
+    the first drawn), or a potential departure from a uniformly drawn queue.
+    ``replicas`` independent chains run side by side in numpy, each started
+    at the fixed point's queue-length distribution, ``warmup`` mean service
+    times discarded, then ``time_units`` averaged.  The replica means are
+    i.i.d., so their t interval is the confidence interval.  Returns
+    ``mean`` (time in system in mean service times, by Little's law),
+    ``ci95`` (half-width), ``replicas``.  docs/mesh.md gives the long run
+    (2000 replicas x 2000 time units) that pins :func:`jsq_d_finite`.
+
+    >>> r = jsq_d_simulate(100, 0.9, replicas=50, time_units=50.0, warmup=20.0, seed=1)
+    >>> abs(r["mean"] - jsq_d_finite(100, 0.9)) < 3 * r["ci95"] < 0.2
+    True
+    """
+    _check_model(lam, d)
+    if not with_replacement and n < d:
+        raise ValueError(f"cannot draw {d} distinct queues out of {n}")
+    rng = np.random.default_rng(seed)
+    R = int(replicas)
+    tail = np.array([supermarket_tail(lam, k, d) for k in range(1, 80)])
+    p = np.concatenate([[1.0 - tail[0]], tail[:-1] - tail[1:]])
+    q = rng.choice(p.size, size=R * n, p=p / p.sum()).astype(np.int64)  # flat: replica r, queue i at r*n + i
+    total = q.reshape(R, n).sum(axis=1)
+    rate = n * (1.0 + lam)
+    steps_warm, steps = int(warmup * rate), int(time_units * rate)
+    base = np.arange(R) * n
+    acc = np.zeros(R, dtype=np.int64)
+    p_arrival = lam / (1.0 + lam)
+    done, block = 0, 1000
+    while done < steps_warm + steps:
+        b = min(block, steps_warm + steps - done)
+        arrivals = rng.random((b, R)) < p_arrival
+        if with_replacement:
+            picks = rng.integers(0, n, size=(b, d, R))
+        else:
+            picks = np.argsort(rng.random((b, R, n)), axis=2)[:, :, :d].transpose(0, 2, 1) if d > 2 else None
+            if d == 2:
+                first = rng.integers(0, n, size=(b, R))
+                picks = np.stack([first, (first + 1 + rng.integers(0, n - 1, size=(b, R))) % n], axis=1)
+        for t in range(b):
+            i1 = base + picks[t, 0]
+            q1 = q[i1]
+            best, qbest = i1, q1
+            for j in range(1, d):
+                ij = base + picks[t, j]
+                qj = q[ij]
+                shorter = qj < qbest
+                best, qbest = np.where(shorter, ij, best), np.where(shorter, qj, qbest)
+            a = arrivals[t]
+            delta = np.where(a, 1, -(q1 > 0).astype(np.int64))
+            q[np.where(a, best, i1)] += delta
+            total += delta
+            if done + t >= steps_warm:
+                acc += total
+        done += b
+    sojourn = acc / max(steps, 1) / (n * lam)
+    half = 1.96 * float(sojourn.std(ddof=1)) / math.sqrt(R) if R > 1 else math.nan
+    return {"mean": float(sojourn.mean()), "ci95": half, "replicas": R}
 
 
 # --------------------------------------------------------------------------- readers
