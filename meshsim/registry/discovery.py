@@ -35,7 +35,44 @@ from typing import Any
 from ..core.health import PASSING, ProbeCheck, TTLCheck
 from ..core.raft import RaftConfig
 from ..distributions import Exponential, from_spec
+from ..scenario.raft_keys import raft_config_fields
 from .catalog import Registry
+
+
+def raft_config(reg: dict[str, Any]) -> RaftConfig:
+    """The RaftConfig of a checked ``registry:`` section: its profile (and raft_multiplier), then ``registry.raft``.
+
+    >>> c = raft_config({"profile": "consul", "raft_multiplier": 1, "raft": {"election_timeout_min": 300.0}})
+    >>> c.election_timeout_min_ms, c.election_timeout_max_ms, c.heartbeat_interval_ms, c.leader_lease_ms
+    (300.0, 600.0, 100.0, 300.0)
+    """
+    return RaftConfig(**raft_config_fields(reg))
+
+
+def split_windows(windows: list, started_at: float | None = 0.0) -> dict[str, Any]:
+    """Split the cluster's windows without a leader into the start-up election and the later ones.
+
+    The first window opens when the servers start (``started_at``) and closes
+    when the first leader is elected: that is the start-up election, not an
+    outage.  Every later window (a leader crashed, a partition, a step-down)
+    is a failover window.  If the first leader is lost before it is elected,
+    both are one window, counted as the start-up election.
+
+    >>> s = split_windows([(0.0, 1218.5), (31000.0, 32289.5), (40000.0, 40500.0)])
+    >>> s["startup_election_ms"], s["failover_windows"], s["failover_unavailable_ms"], s["max_failover_ms"]
+    (1218.5, [(31000.0, 32289.5), (40000.0, 40500.0)], 1789.5, 1289.5)
+    """
+    ws = [(float(a), float(b)) for a, b in windows]
+    startup = None
+    if ws and started_at is not None and ws[0][0] <= float(started_at):
+        startup, ws = ws[0], ws[1:]
+    durations = [b - a for a, b in ws]
+    return {
+        "startup_election_ms": (startup[1] - startup[0]) if startup is not None else 0.0,
+        "failover_windows": ws,
+        "failover_unavailable_ms": float(sum(durations)),
+        "max_failover_ms": float(max(durations)) if durations else 0.0,
+    }
 
 
 def attach_registry(sim: Any) -> RegistryDiscovery:
@@ -55,8 +92,8 @@ class RegistryDiscovery:
         reg = spec["registry"]
         self.sim = sim
         self.spec = reg
-        overrides = {"raft_multiplier": reg["raft_multiplier"]} if reg["raft_multiplier"] is not None else {}
-        config = RaftConfig.profile(reg["profile"], **overrides)
+        #: the Raft timing the servers run: the profile's, then the scenario's ``registry.raft`` keys
+        self.raft_config = config = raft_config(reg)
         servers = {f"registry-{i}": f"registry-{i}" for i in range(reg["servers"])}
         self.registry = Registry(sim, None, servers, config, name="registry", disk_delay=reg["disk_delay"] or 0.0,
                                  duplicate=reg["duplicate"], reorder=reg["reorder"])
@@ -104,7 +141,12 @@ class RegistryDiscovery:
             self.control_plane.start()
 
     def summary(self) -> dict[str, Any]:
+        """The registry's summary; ``raft`` gains the start-up election apart from the failover windows
+        (:func:`split_windows`; ``unavailable_ms`` stays the total over every window, start-up included)."""
         out = self.registry.summary()
+        raft = out.get("raft")
+        if isinstance(raft, dict) and "unavailability_windows" in raft:
+            raft.update(split_windows(raft["unavailability_windows"], self.registry.cluster._started_at))
         out["view_updates"] = self.updates
         if self.control_plane is not None:
             out["control_plane"] = self.control_plane.summary()
@@ -286,4 +328,4 @@ class ControlPlane:
                 "debounce_after_ms": self.debounce_after, "debounce_max_ms": self.debounce_max}
 
 
-__all__ = ["ControlPlane", "RegistryDiscovery", "attach_registry"]
+__all__ = ["ControlPlane", "RegistryDiscovery", "attach_registry", "raft_config", "split_windows"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .raft_keys import check_registry_raft
 from .schema import (
     AnyOf,
     Bool,
@@ -718,6 +719,27 @@ RECORD_WINDOW = Struct(
     doc="A window of simulated time in which something is recorded.",
 )
 
+REGISTRY_RAFT = Struct(
+    "registry raft",
+    {
+        "heartbeat": Field(Duration(min_exclusive=0), default=None,
+                           doc="leader heartbeat interval (default: the profile's)"),
+        "election_timeout_min": Field(Duration(min_exclusive=0), default=None,
+                                      doc="election timeouts are drawn from [min, max); alone, it moves the whole "
+                                          "range (max at the profile's ratio, 2x)"),
+        "election_timeout_max": Field(Duration(min_exclusive=0), default=None,
+                                      doc="upper bound of the election timeout range"),
+        "lease": Field(Duration(min_exclusive=0), default=None,
+                       doc="check-quorum / leader-lease window, at most election_timeout_min (default: the "
+                           "profile's, cut to election_timeout_min)"),
+        "pre_vote": Field(Bool(), default=None, doc="Pre-Vote before a real election (default: the profile's)"),
+        "check_quorum": Field(Bool(), default=None,
+                              doc="a leader steps down without a quorum for one lease (default: the profile's; "
+                                  "false also turns lease reads off)"),
+    },
+    doc="Raft timing of the registry over its profile (meshsim.scenario.raft_keys); null keys keep the profile's.",
+)
+
 REGISTRY = Struct(
     "registry",
     {
@@ -727,6 +749,9 @@ REGISTRY = Struct(
                          doc="Raft timing: consul (hashicorp/raft x raft_multiplier), etcd (100ms/1s), paper"),
         "raft_multiplier": Field(Int(min=1, max=10), default=None,
                                  doc="consul profile: timing multiplier (Consul default 5; 1 recommended in production)"),
+        "raft": Field(REGISTRY_RAFT, default=dict,
+                      doc="override the profile's Raft timing: heartbeat, election timeout range, lease, pre_vote, "
+                          "check_quorum (sweepable, e.g. registry.raft.election_timeout_min)"),
         "disk_delay": Field(Dist(), default=None, doc="time of one durable write (fsync) on a server (default 0)"),
         "health_check": Field(HEALTH_CHECK, default=dict, doc="checks run by the agents"),
         "anti_entropy": Field(Duration(min_exclusive=0), default=None,
@@ -745,6 +770,7 @@ REGISTRY = Struct(
     },
     doc="A Consul-like service registry replicated with Raft. When present, agents register every instance and "
         "run its health check; callers find instances through it (proxies via the control plane).",
+    validate=check_registry_raft,
 )
 
 SCENARIO = Struct(
