@@ -75,6 +75,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from .._proc import AVAILABLE as DEATHSIG, die_with_parent
+
 HOST = "127.0.0.1"
 #: (heartbeat_ms, election_ms) pairs of the issue: etcd's "fast" setting and its defaults.
 CONFIGS: tuple[tuple[int, int], ...] = ((50, 500), (100, 1000))
@@ -136,19 +138,6 @@ def _etcd_env() -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-try:  # Linux: etcd dies with the Python process that started it (PR_SET_PDEATHSIG).
-    import ctypes
-
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-    _LIBC.prctl  # noqa: B018 - fail here, not in the child, when there is no prctl
-except (OSError, AttributeError):  # pragma: no cover - not Linux
-    _LIBC = None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    if _LIBC is not None:
-        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_ports(k: int) -> list[int]:
@@ -352,7 +341,7 @@ class EtcdCluster:
         m.proc = subprocess.Popen(
             self.command(m), stdin=subprocess.DEVNULL, stdout=m._log, stderr=subprocess.STDOUT,
             env=_etcd_env(), start_new_session=True,
-            preexec_fn=_die_with_parent if _LIBC is not None else None,  # noqa: PLW1509
+            preexec_fn=die_with_parent if DEATHSIG else None,  # noqa: PLW1509
         )
         m.starts += 1
 

@@ -73,6 +73,7 @@ from typing import IO, Any, Callable
 import numpy as np
 import pandas as pd
 
+from meshsim._proc import AVAILABLE as DEATHSIG, die_with_parent
 from meshsim.experiments.etcd_real import HOST, free_ports, machine_info
 
 SOURCE = Path(__file__).with_name("hashicorp_raft") / "main.go"
@@ -205,19 +206,6 @@ def build(cache_dir: str | Path | None = None, timeout: float = 300.0) -> Path:
 
 # --------------------------------------------------------------------------- cluster
 
-try:  # Linux: the servers die with the Python process that started them (PR_SET_PDEATHSIG).
-    import ctypes
-
-    _LIBC = ctypes.CDLL(None, use_errno=True)
-    _LIBC.prctl  # noqa: B018
-except (OSError, AttributeError):  # pragma: no cover - not Linux
-    _LIBC = None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    if _LIBC is not None:
-        _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
 
 @dataclass
 class Server:
@@ -292,7 +280,7 @@ class HashicorpCluster:
                  "-lease-ms", str(t.lease_ms), "-commit-ms", str(t.commit_ms)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=s._log,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if _LIBC is not None else None,  # noqa: PLW1509
+                preexec_fn=die_with_parent if DEATHSIG else None,  # noqa: PLW1509
             )
             s._reader = threading.Thread(target=self._read, args=(s,), daemon=True)
             s._reader.start()

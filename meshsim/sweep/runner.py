@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._proc import die_with_parent
 from .fingerprint import SweepMismatch, canonical, check, fingerprint
 from .grid import Sweep, make_sweep
 from .labels import labelled, sort_rows
@@ -262,14 +263,7 @@ def _die_with_parent(parent_pid: int) -> None:
     On Linux the kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG);
     everywhere, a watchdog thread also polls the parent id twice a second.
     """
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-        except (OSError, AttributeError):  # pragma: no cover - the watchdog still works
-            pass
+    die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
