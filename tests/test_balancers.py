@@ -604,49 +604,7 @@ def test_ring_hash_load_spread_matches_theory(vnodes, theory):
 # --------------------------------------------------------------------------- bounded loads
 
 
-def zipf_keys(count: int, distinct: int, s: float, seed: int) -> list[int]:
-    p = 1.0 / np.arange(1, distinct + 1) ** s
-    ids = np.random.default_rng(seed).choice(distinct, size=count, p=p / p.sum())
-    return [xxh64(f"user-{i}") for i in ids]
-
-
-def run_bounded(lb, keys, service, n):
-    """Start/end event sequence; returns the worst (load after start - bound) and the max load."""
-    ends: list[tuple[float, int]] = []
-    worst, peak = -math.inf, 0
-    factor = getattr(lb, "hash_balance_factor", None) or 100
-    for t, k in enumerate(keys):
-        while ends and ends[0][0] <= t:
-            lb.on_end(ends.pop(0)[1])
-        i = lb.pick(float(t), key=k)
-        lb.on_start(i)
-        ends.append((t + service[t], i))
-        ends.sort()
-        bound = -(-factor * lb.total_active // (100 * n))  # ceil(factor/100 * mean active), exact
-        worst = max(worst, lb.active[i] - bound)
-        peak = max(peak, lb.active[i])
-    return worst, peak
-
-
-@pytest.mark.parametrize("cls,factor,probe", [(RingHashBounded, 150, "walk"), (MaglevBounded, 125, "walk"),
-                                              (RingHashBounded, 100, "random"), (MaglevBounded, 150, "random")])
-def test_bounded_loads_never_exceed_cap(cls, factor, probe):
-    n = 16  # 1/16 is exact in binary, so Envoy's float slot arithmetic is exact too
-    keys = zipf_keys(3000, 300, 1.3, seed=3)
-    service = np.random.default_rng(4).exponential(24.0, len(keys))
-    eps = [Endpoint(addr(i)) for i in range(n)]
-    lb = cls(eps, rng(0), hash_balance_factor=factor, bounded_probe=probe)
-    worst, _ = run_bounded(lb, keys, service, n)
-    assert worst <= 0
-    # the same events without the bound overload the hot key's host far beyond the cap
-    plain = (RingHash if cls is RingHashBounded else Maglev)(eps, rng(0))
-    plain.on_start, plain.on_end = plain._count_start, plain._count_end
-    plain.hash_balance_factor = None
-    worst_plain, peak_plain = run_bounded(plain, keys, service, n)
-    assert worst_plain >= 5 and peak_plain >= 3 * factor / 100 * 24 / n
-    # Envoy's own comparison (active <= slots) can go one over the documented cap
-    envoy = cls(eps, rng(0), hash_balance_factor=factor, bounded_probe=probe, inclusive_bound=True)
-    assert run_bounded(envoy, keys, service, n)[0] <= 1
+# the load bound, the probe order and the scenario plumbing: tests/test_bounded_load.py
 
 
 def test_bounded_loads_keep_consistency_when_idle():

@@ -67,7 +67,12 @@ def test_profiles_have_the_documented_numbers():
     assert etcd.pre_vote and etcd.check_quorum and not etcd.lease_reads
     consul = RaftConfig.profile("consul")
     assert (consul.heartbeat_interval_ms, consul.election_timeout_min_ms, consul.election_timeout_max_ms) == (500, 5000, 10000)
-    assert consul.leader_lease_ms == consul.lease_ms == 2500 and consul.lease_reads and consul.check_quorum
+    assert consul.leader_lease_ms == consul.lease_ms == 2500 and not consul.lease_reads and consul.check_quorum
+    assert consul.timers == "hashicorp" and consul.heartbeat_interval_max_ms == 1000 and consul.pre_vote
+    old = RaftConfig.profile("hashicorp-raft-1.1")  # the measured library: DefaultConfig, no pre-vote
+    assert (old.heartbeat_interval_ms, old.heartbeat_interval_max_ms, old.election_timeout_min_ms, old.lease_ms) == \
+        (100, 200, 1000, 500)
+    assert old.timers == "hashicorp" and not old.pre_vote and old.max_entries_per_append == 64
     fast_consul = RaftConfig.profile("consul", raft_multiplier=1)
     assert (fast_consul.heartbeat_interval_ms, fast_consul.election_timeout_min_ms, fast_consul.lease_ms) == (100, 1000, 500)
     paper = RaftConfig.profile("paper")
@@ -78,7 +83,7 @@ def test_profiles_have_the_documented_numbers():
 
 
 def test_unknown_profile_names_the_valid_ones():
-    with pytest.raises(ValueError, match="consul, etcd, paper"):
+    with pytest.raises(ValueError, match="consul, etcd, hashicorp-raft-1.1, paper"):
         RaftConfig.profile("zookeeper")
     with pytest.raises(ValueError, match="unknown RaftConfig field"):
         RaftConfig.profile("etcd", heartbeat_ms=5)
@@ -622,9 +627,12 @@ CLIENT_BOUND = 3
 PROPERTY_CONFIGS = {
     "etcd": RaftConfig.profile("etcd"),
     "paper": RaftConfig.profile("paper", max_entries_per_append=3),
+    # hashicorp/raft's timers and leader stickiness, with pre-vote (current Consul) and without (1.1.x)
     "consul": RaftConfig.profile("consul", raft_multiplier=1, max_entries_per_append=4),
+    "hashicorp-raft-1.1": RaftConfig.profile("hashicorp-raft-1.1", max_entries_per_append=4),
     # lease reads where only the vote-refusal rule (not Pre-Vote) protects the lease
-    "lease-no-prevote": RaftConfig.profile("consul", raft_multiplier=1, pre_vote=False, max_entries_per_append=4),
+    "lease-no-prevote": RaftConfig.profile("etcd", lease_reads=True, leader_lease_ms=500.0, pre_vote=False,
+                                           max_entries_per_append=4),
 }
 
 
@@ -766,7 +774,7 @@ MEMBERSHIP_ACTIONS = st.lists(st.tuples(st.sampled_from(KINDS + ["add", "remove"
                               min_size=60, max_size=200)
 
 
-@pytest.mark.parametrize("profile", ["etcd", "consul"])
+@pytest.mark.parametrize("profile", ["etcd", "consul", "hashicorp-raft-1.1"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), actions=MEMBERSHIP_ACTIONS)
 def test_membership_changes_under_random_faults(profile, seed, actions):
@@ -795,7 +803,7 @@ LEASE_ACTIONS = st.lists(st.tuples(st.sampled_from(LEASE_KINDS), st.integers(0, 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.sampled_from([3, 5]), seed=st.integers(0, 2**16), actions=LEASE_ACTIONS)
 def test_lease_reads_stay_linearizable_under_a_lease_nemesis(pre_vote, n, seed, actions):
-    cfg = RaftConfig.profile("consul", raft_multiplier=1, pre_vote=pre_vote)
+    cfg = RaftConfig.profile("etcd", lease_reads=True, leader_lease_ms=500.0, pre_vote=pre_vote)
     c = Cluster(n, cfg, seed=seed)
     c.start()
     c.run_until(lambda: c.leader() is not None, LEADER_BOUND * cfg.election_timeout_max_ms)

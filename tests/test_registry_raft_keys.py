@@ -36,11 +36,18 @@ def test_no_keys_is_the_profile_and_min_alone_moves_the_range():
     c = raft_config(_reg({"registry.raft.election_timeout_min": "250ms"}))
     # the maximum keeps consul's 2x ratio; the lease (500 ms at multiplier 1) is cut to the minimum
     assert (c.election_timeout_min_ms, c.election_timeout_max_ms, c.leader_lease_ms) == (250.0, 500.0, 250.0)
-    assert c.heartbeat_interval_ms == 100.0
+    # hashicorp/raft's heartbeat is U[HT/10, HT/5): it follows the heartbeat timeout
+    assert (c.heartbeat_interval_ms, c.heartbeat_interval_max_ms) == (25.0, 50.0)
+    c = raft_config(_reg({"registry.raft.heartbeat": "40ms"}))
+    assert (c.heartbeat_interval_ms, c.heartbeat_interval_max_ms, c.election_timeout_min_ms) == (40.0, 80.0, 1000.0)
+    etcd = raft_config(_reg({"registry.profile": "etcd", "registry.raft_multiplier": None,
+                             "registry.raft.election_timeout_min": "250ms"}))
+    assert etcd.heartbeat_interval_ms == 100.0  # etcd's heartbeat is its own setting
 
 
 @pytest.mark.parametrize("overrides, path, words", [
-    ({"registry.raft.election_timeout_min": "80ms"}, "registry.raft.election_timeout_min", "heartbeat interval (100ms"),
+    ({"registry.raft": {"election_timeout_min": "80ms", "heartbeat": "100ms"}}, "registry.raft.election_timeout_min",
+     "heartbeat interval (100ms"),
     ({"registry.raft.heartbeat": "1.5s"}, "registry.raft.heartbeat", "(1000ms, the consul profile's)"),
     ({"registry.raft": {"election_timeout_min": "1s", "election_timeout_max": "400ms"}},
      "registry.raft.election_timeout_max", "maximum (400ms)"),

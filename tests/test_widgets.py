@@ -65,7 +65,7 @@ def test_controls_inferred_from_the_schema():
     assert [v for _, v in policy.options] == ["(default)", *POLICIES]  # "(default)" then exactly the enum's values
     assert ex.values["services.api.load_balancer.policy"] is None  # which the scenario gets as None
     assert type(c["mesh.mode"]) is W.Dropdown and [v for _, v in c["mesh.mode"].options] == ["none", "sidecar", "node"]
-    assert [v for _, v in c["mesh.profile"].options] == ["istio", "linkerd", "envoy"]
+    assert [v for _, v in c["mesh.profile"].options] == ["istio", "istio-1.20", "istio-1.24", "linkerd", "envoy"]
     assert type(c["mesh.mtls"]) is W.Checkbox and c["mesh.mtls"].value is True
     assert type(c["services.api.hedge_on_per_try_timeout"]) is W.Checkbox
     rate = c["workloads.users.rate"]

@@ -8,9 +8,15 @@ Importing this module registers them in ``BALANCERS``:
 ``least_request``           :class:`LeastRequest` (P2C / weighted EDF)
 ``ring_hash``               :class:`RingHash` (Ketama ring, xxHash64)
 ``maglev``                  :class:`Maglev` (65537-entry lookup table)
-``ring_hash_bounded``       :class:`RingHash` with ``hash_balance_factor=150``
-``maglev_bounded``          :class:`Maglev` with ``hash_balance_factor=150``
+``ring_hash_bounded``       :class:`RingHashBounded`: ring hash with bounded loads, factor 150 unless given
+``maglev_bounded``          :class:`MaglevBounded`: Maglev with bounded loads, factor 150 unless given
 ==========================  ==================================================
+
+Envoy has no ``*_bounded`` policies and no default ``hash_balance_factor``
+(unset: loads are not bounded); the two names are meshsim shorthands for
+ring hash / Maglev with a factor, and 150 is the example value of Envoy's
+API documentation ("no upstream host will get a load more than 1.5 times
+the average"), inside its "typical" 120-200.
 
 Every policy takes ``endpoints`` (a sequence of :class:`Endpoint`, or just a
 count ``n`` for ``n`` equal, healthy, unnamed endpoints as in the base class)
@@ -39,12 +45,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .hashing import hash_key, murmur2_64, xxh64, xxh64_batch
+from .hashing import _probe_order, hash_key, murmur2_64, xxh64, xxh64_batch
 from .selection import BALANCERS, Balancer
 
 __all__ = [
@@ -949,18 +955,27 @@ class _HashBalancer(EnvoyBalancer):
     Tables cover the healthy endpoints of a level, or all of them when the
     level is in panic.
 
-    Bounded loads (``hash_balance_factor``, Envoy minimum 100; ``None`` = off):
-    an endpoint is accepted only while its active count is below
-    ``max(ceil(ceil((total_active + 1) * factor / 100) * weight), 1)`` —
-    so with equal weights no endpoint gets more than ``ceil(factor/100 *
-    mean active)`` — otherwise the next candidate is tried:
-    ``bounded_probe="walk"`` goes clockwise along the ring/table,
-    ``"random"`` follows a permutation seeded by the hash (Envoy's choice,
-    after Mirrokni et al. 2018, to avoid cascading overflow; numpy's
-    permutation, not Envoy's mt19937 one).  If every endpoint is full the
-    least loaded one is used.  Envoy's code compares with ``<=`` (an
-    endpoint exactly at its slot count is still accepted, one above the
-    documented cap); ``inclusive_bound=True`` reproduces that.
+    Bounded loads (``hash_balance_factor``: Envoy's
+    ``common_lb_config.consistent_hashing_lb_config.hash_balance_factor``, an
+    integer >= 100, no default; ``None`` = off), as Envoy's
+    ``BoundedLoadHashingLoadBalancer`` does it (Mirrokni, Thorup and
+    Zadimoghaddam 2018).  With ``A`` active requests in the balancer
+    and an endpoint of normalised weight ``w`` (its share of the table's
+    hosts), the endpoint has ``slots = max(ceil(w * ceil((A + 1) * factor /
+    100)), 1)`` and is *overloaded* when its active count is greater than
+    ``slots``; an endpoint exactly at its slots is accepted (Envoy's
+    ``active / slots <= 1``), so with equal weights an endpoint can reach
+    ``ceil(factor/100 * mean active) + 1`` (the mean counted with the new
+    request).  The hashed endpoint is taken unless overloaded; then the
+    others are probed in :func:`~meshsim.core.hashing.bounded_load_probe_order`
+    (a shuffle of the table's hosts by ``std::mt19937`` seeded with the hash,
+    bit-exact with Envoy's for the same host list) and the first one not
+    overloaded is taken; if all are, the one with the smallest
+    ``active / slots`` (the hashed one on ties, then probe order).
+    Two non-Envoy variants, for comparison: ``bounded_probe="walk"`` probes
+    clockwise along the ring/table (the 2016 paper's and HAProxy's rule,
+    prone to cascading overflow) and ``inclusive_bound=False`` refuses an
+    endpoint at its slots (the paper's cap, ``ceil(factor/100 * mean)``).
     """
 
     def __init__(
@@ -969,8 +984,8 @@ class _HashBalancer(EnvoyBalancer):
         rng: np.random.Generator | None = None,
         *,
         hash_balance_factor: int | None = None,
-        bounded_probe: str = "walk",
-        inclusive_bound: bool = False,
+        bounded_probe: str = "random",
+        inclusive_bound: bool = True,
         healthy_panic_threshold: float = 50.0,
         overprovisioning_factor: float = 1.4,
     ):
@@ -1018,15 +1033,27 @@ class _HashBalancer(EnvoyBalancer):
             return table.lookup(h)
         return self._bounded(table, h)
 
+    def overloaded(self, index: int, table: _HashTable) -> bool:
+        """Whether endpoint ``index`` of ``table`` is overloaded now (Envoy: active > slots)."""
+        a, slots = self.active[index], self.slots(index, table)
+        return a > slots if self.inclusive_bound else a >= slots
+
     def _bounded(self, table: _HashTable, h: int) -> int:
+        first = table.lookup(h)
+        slots = self.slots(first, table)
+        a = self.active[first]
+        if a < slots or (self.inclusive_bound and a == slots):
+            return first
         if self.bounded_probe == "walk":
-            candidates: Iterator[int] = table.walk(h)
+            candidates: Iterable[int] = table.walk(h)
         else:
-            first = table.lookup(h)
-            perm = np.random.default_rng(h).permutation(len(table.hosts))
-            candidates = iter([first] + [table.hosts[k] for k in perm if table.hosts[k] != first])
-        best, best_factor = -1, math.inf
+            hosts = table.hosts
+            candidates = [hosts[k] for k in _probe_order(h & 0xFFFFFFFF, len(hosts))]
+        # all overloaded: the smallest active/slots, the hashed endpoint first on ties (Envoy: strict <)
+        best, best_factor = first, a / slots
         for i in candidates:
+            if i == first:
+                continue
             slots = self.slots(i, table)
             a = self.active[i]
             if a < slots or (self.inclusive_bound and a == slots):
@@ -1122,7 +1149,12 @@ class Maglev(_HashBalancer):
 
 
 class RingHashBounded(RingHash):
-    """:class:`RingHash` with bounded loads, ``hash_balance_factor=150`` (the Envoy docs' example)."""
+    """:class:`RingHash` with bounded loads, ``hash_balance_factor=150`` unless given.
+
+    A meshsim shorthand (policy ``ring_hash_bounded``): Envoy sets the
+    factor on ring hash or Maglev and has no default; 150 is the example of
+    its API documentation.
+    """
 
     name = "ring_hash_bounded"
 
@@ -1132,7 +1164,12 @@ class RingHashBounded(RingHash):
 
 
 class MaglevBounded(Maglev):
-    """:class:`Maglev` with bounded loads, ``hash_balance_factor=150`` (the Envoy docs' example)."""
+    """:class:`Maglev` with bounded loads, ``hash_balance_factor=150`` unless given.
+
+    A meshsim shorthand (policy ``maglev_bounded``): Envoy sets the
+    factor on ring hash or Maglev and has no default; 150 is the example of
+    its API documentation.
+    """
 
     name = "maglev_bounded"
 

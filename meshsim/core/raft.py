@@ -8,7 +8,8 @@ are now linearizable.  The shell must store :meth:`RaftNode.persistent_state`
 durably *before* it sends the messages or applies anything in that ``Ready``.
 
 Implemented: randomized elections with the up-to-date check, Pre-Vote (thesis
-§9.6), check-quorum, log replication with fast backtracking, the Figure 8
+§9.6), check-quorum, two timer/vote policies (``RaftConfig.timers``: etcd-io/raft's,
+and hashicorp/raft's as Consul runs it), log replication with fast backtracking, the Figure 8
 commit rule, a no-op entry on election, ReadIndex (concurrent reads batched
 into one round) and lease reads (thesis §6.4: followers keep their promise
 from when they last heard a leader, and the leader's lease is shorter by a
@@ -35,7 +36,7 @@ import warnings
 from collections.abc import Hashable, Sequence
 from itertools import islice
 from dataclasses import dataclass, field, fields
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 
@@ -54,6 +55,7 @@ __all__ = [
     "AppendEntries",
     "AppendEntriesResponse",
     "CANDIDATE",
+    "ElectionTimeout",
     "Entry",
     "FOLLOWER",
     "LEADER",
@@ -68,6 +70,8 @@ __all__ = [
     "Ready",
     "RequestVote",
     "RequestVoteResponse",
+    "tick_election_timeout",
+    "uniform_election_timeout",
 ]
 
 
@@ -274,23 +278,41 @@ def _etcd() -> dict:
                 pre_vote=True, check_quorum=True, lease_reads=False, max_entries_per_append=64)
 
 
-def _consul(raft_multiplier: int = 5) -> dict:
-    # Consul server-performance docs: raft_multiplier (default 5) scales
-    # hashicorp/raft's HeartbeatTimeout 1000 ms, ElectionTimeout 1000 ms and
-    # LeaderLeaseTimeout 500 ms (5000/5000/2500 ms by default).  hashicorp/raft
-    # waits randomTimeout(HeartbeatTimeout) = [HT, 2HT) as follower (and
-    # [ET, 2ET) as candidate; ET == HT here), heartbeats every
-    # randomTimeout(HT/10) (we use the fixed lower bound HT/10), steps down when
-    # it has not reached a quorum within LeaderLeaseTimeout (= check-quorum
-    # with that window), sends at most MaxAppendEntries = 64 entries, and has
-    # Pre-Vote on by default since v1.7.0.  Consul's default read consistency
-    # trusts the leader lease: lease_reads with the LeaderLeaseTimeout window.
-    if raft_multiplier < 1:
-        raise ValueError("raft_multiplier must be a positive integer")
+def _hashicorp(raft_multiplier: int, pre_vote: bool) -> dict:
+    # hashicorp/raft's DefaultConfig (config.go): HeartbeatTimeout 1000 ms,
+    # ElectionTimeout 1000 ms, LeaderLeaseTimeout 500 ms, MaxAppendEntries 64;
+    # Consul's raft_multiplier scales the three durations (Consul's
+    # server-performance docs; its default multiplier is 5).  Timers as
+    # raft.go runs them (timers="hashicorp", see RaftConfig): a follower's
+    # check fires every randomTimeout(HeartbeatTimeout) = U[HT, 2HT); a
+    # candidate waits randomTimeout(ElectionTimeout); the leader heartbeats
+    # each follower every randomTimeout(HT/10) = U[HT/10, HT/5) and steps down
+    # when it has not heard a quorum within LeaderLeaseTimeout.  HT == ET in
+    # every Consul configuration, so one range serves both.  hashicorp/raft has
+    # no lease reads (Consul's default read mode answers from the leader's
+    # state; "consistent" verifies leadership with a quorum round).
+    if isinstance(raft_multiplier, bool) or raft_multiplier < 1 or int(raft_multiplier) != raft_multiplier:
+        raise ValueError(f"raft_multiplier must be a positive integer, got {raft_multiplier!r}")
     m = float(raft_multiplier)
-    return dict(heartbeat_interval_ms=100.0 * m, election_timeout_min_ms=1000.0 * m,
-                election_timeout_max_ms=2000.0 * m, leader_lease_ms=500.0 * m,
-                pre_vote=True, check_quorum=True, lease_reads=True, max_entries_per_append=64)
+    # CommitTimeout (50 ms, not scaled by Consul): each follower's replication loop also sends an
+    # AppendEntries every randomTimeout(CommitTimeout) when idle, so followers hear the leader at least
+    # that often whatever the heartbeat timeout.
+    return dict(timers="hashicorp", heartbeat_interval_ms=100.0 * m, heartbeat_interval_max_ms=200.0 * m,
+                election_timeout_min_ms=1000.0 * m, election_timeout_max_ms=2000.0 * m, leader_lease_ms=500.0 * m,
+                pre_vote=pre_vote, check_quorum=True, lease_reads=False, max_entries_per_append=64,
+                commit_timeout_ms=50.0)
+
+
+def _consul(raft_multiplier: int = 5) -> dict:
+    # Current Consul (1.19 and later) builds on hashicorp/raft 1.7, whose
+    # candidates run a pre-vote round first (on by default since v1.7.0).
+    return _hashicorp(raft_multiplier, pre_vote=True)
+
+
+def _hashicorp_1_1(raft_multiplier: int = 1) -> dict:
+    # hashicorp/raft 1.1.x (the version measured in data/hashicorp): no
+    # pre-vote.  Multiplier 1 = the library's DefaultConfig.
+    return _hashicorp(raft_multiplier, pre_vote=False)
 
 
 def _paper() -> dict:
@@ -302,7 +324,10 @@ def _paper() -> dict:
 
 
 #: Named timing/feature profiles for :meth:`RaftConfig.profile`.
-PROFILES = {"etcd": _etcd, "consul": _consul, "paper": _paper}
+PROFILES = {"etcd": _etcd, "consul": _consul, "hashicorp-raft-1.1": _hashicorp_1_1, "paper": _paper}
+#: profiles that take ``raft_multiplier`` (scales hashicorp/raft's three durations)
+MULTIPLIER_PROFILES = ("consul", "hashicorp-raft-1.1")
+TIMERS = ("etcd", "hashicorp")
 
 
 @dataclass(frozen=True)
@@ -314,7 +339,34 @@ class RaftConfig:
     warns: simultaneous candidates then split the vote again and again).  The
     window ``leader_lease_ms`` (None = ``election_timeout_min_ms``) is the
     check-quorum window: a leader that has not heard from a majority within it
-    steps down.
+    steps down.  The leader's heartbeat interval is ``heartbeat_interval_ms``,
+    or uniform in [``heartbeat_interval_ms``, ``heartbeat_interval_max_ms``)
+    when the latter is set.  ``commit_timeout_ms`` (hashicorp/raft's
+    CommitTimeout; None = off) adds a second, independent stream of rounds
+    every U[CT, 2CT): the idle replication loop's AppendEntries.
+
+    ``timers`` chooses how followers time out and how votes are granted:
+
+    * ``"etcd"`` (etcd-io/raft): every message from the leader, and every vote
+      granted, re-arms a fresh election timeout; with check-quorum a follower
+      ignores vote requests for a minimum election timeout after it last heard
+      a leader (thesis §4.2.3); a pre-candidate or candidate refused by a
+      majority goes back to follower; the leader checks its quorum at every
+      heartbeat, counting a follower from when it sent the round that follower
+      acknowledged.
+    * ``"hashicorp"`` (hashicorp/raft's raft.go, as Consul runs it): a
+      follower's timer is free running: it fires every U[min, max) and only then
+      checks whether the leader was heard (a successful AppendEntries, or a vote
+      granted) within ``election_timeout_min_ms`` (HeartbeatTimeout); if not, it
+      forgets the leader and campaigns.  A node that knows a leader other than
+      the candidate refuses every vote and pre-vote request without looking at
+      its term (leader stickiness).  A candidate waits U[min, max)
+      (randomTimeout(ElectionTimeout)) and starts a new term when it runs out,
+      also after a majority refused (it does not step down for that).  The
+      leader counts a follower from when its last answer arrived, checks every
+      LeaderLeaseTimeout minus the oldest contact (at least 10 ms) and steps
+      down without a quorum (``check_quorum``; window ``lease_ms``).  No lease
+      reads.
 
     Lease reads (``lease_reads``) rest on a promise each follower keeps: having
     heard the leader at time t (its clock), it grants no vote or pre-vote before
@@ -343,11 +395,25 @@ class RaftConfig:
     max_entries_per_append: int = 64
     leader_lease_ms: float | None = None
     lease_clock_drift: float = 0.1
+    timers: str = "etcd"
+    heartbeat_interval_max_ms: float | None = None
+    commit_timeout_ms: float | None = None
 
     def __post_init__(self):
         hb, lo, hi = self.heartbeat_interval_ms, self.election_timeout_min_ms, self.election_timeout_max_ms
+        if self.timers not in TIMERS:
+            raise ValueError(f"timers must be one of {', '.join(TIMERS)}, got {self.timers!r}")
         if not hb > 0:
             raise ValueError(f"heartbeat_interval_ms must be positive, got {hb}")
+        hb_max = self.heartbeat_interval_max_ms
+        if hb_max is not None and not hb <= hb_max < lo:
+            raise ValueError(f"heartbeat_interval_max_ms ({hb_max}) must be in [heartbeat_interval_ms={hb}, "
+                             f"election_timeout_min_ms={lo})")
+        if self.commit_timeout_ms is not None and not self.commit_timeout_ms > 0:
+            raise ValueError(f"commit_timeout_ms must be positive (or None), got {self.commit_timeout_ms}")
+        if self.timers == "hashicorp" and self.lease_reads:
+            raise ValueError("hashicorp/raft has no lease reads: with timers='hashicorp' set lease_reads=False "
+                             "(reads confirm leadership with a quorum round)")
         if not lo > hb:
             raise ValueError(f"election_timeout_min_ms ({lo}) must be greater than heartbeat_interval_ms ({hb}): "
                              "followers would time out between heartbeats and no leader could last")
@@ -386,12 +452,20 @@ class RaftConfig:
 
     @classmethod
     def profile(cls, name: str, **overrides) -> RaftConfig:
-        """A named profile ("etcd", "consul", "paper") with field overrides.
-        "consul" also takes ``raft_multiplier`` (default 5)."""
+        """A named profile with field overrides: "etcd" (etcd 3.5), "consul" (current Consul:
+        hashicorp/raft 1.7 timers with pre-vote), "hashicorp-raft-1.1" (the same timers without
+        pre-vote, as measured in data/hashicorp), "paper" (the Raft paper's §9.3 setup).
+        "consul" also takes ``raft_multiplier`` (default 5), "hashicorp-raft-1.1" too (default 1,
+        the library's DefaultConfig).
+
+        >>> c = RaftConfig.profile("hashicorp-raft-1.1")
+        >>> c.timers, c.pre_vote, c.election_timeout_min_ms, c.heartbeat_interval_max_ms, c.lease_ms
+        ('hashicorp', False, 1000.0, 200.0, 500.0)
+        """
         if name not in PROFILES:
             raise ValueError(f"unknown Raft profile {name!r}; valid profiles: {', '.join(sorted(PROFILES))}")
         args = {}
-        if name == "consul" and "raft_multiplier" in overrides:
+        if name in MULTIPLIER_PROFILES and "raft_multiplier" in overrides:
             args["raft_multiplier"] = overrides.pop("raft_multiplier")
         names = {f.name for f in fields(cls)}
         unknown = set(overrides) - names
@@ -403,16 +477,51 @@ class RaftConfig:
 # --------------------------------------------------------------------------- node
 
 
+#: ``election_timeout(low, high) -> ms``: draws one randomized election timeout in [low, high)
+ElectionTimeout = Callable[[float, float], float]
+
+
+def uniform_election_timeout(rng: np.random.Generator) -> ElectionTimeout:
+    """The default hook: uniform in [low, high) from ``rng`` (continuous timers).
+
+    >>> draw = uniform_election_timeout(np.random.default_rng(0))
+    >>> 150.0 <= draw(150.0, 300.0) < 300.0
+    True
+    """
+    return lambda low, high: float(rng.uniform(low, high))
+
+
+def tick_election_timeout(rng: np.random.Generator, tick_ms: float) -> ElectionTimeout:
+    """etcd-io/raft's ``resetRandomizedElectionTimeout`` on a logical clock: ``low`` plus a whole number of
+    ticks below ``high`` (etcd: electionTimeout + rand(electionTimeout) ticks).
+
+    >>> draw = tick_election_timeout(np.random.default_rng(0), 100.0)
+    >>> sorted({draw(1000.0, 2000.0) for _ in range(200)}) == [1000.0 + 100.0 * k for k in range(10)]
+    True
+    """
+    def draw(low: float, high: float) -> float:
+        k = int(round((high - low) / tick_ms))
+        return float(low) if k <= 1 else float(low + tick_ms * int(rng.integers(0, k)))
+    return draw
+
+
 class RaftNode:
     """One Raft server.  ``voters`` is the bootstrap configuration (used until
     the log holds a config entry); a restart is a new node built with the
-    ``persisted`` state of the old one (volatile state starts afresh)."""
+    ``persisted`` state of the old one (volatile state starts afresh).
+
+    ``rng`` draws the node's randomness (heartbeat jitter with hashicorp's
+    timers); ``election_timeout`` is the named hook that draws each randomized
+    election timeout (default :func:`uniform_election_timeout` of ``rng``; the
+    shell passes :func:`tick_election_timeout` to model etcd's logical clock)."""
 
     def __init__(self, node_id: NodeId, voters: tuple, config: RaftConfig, rng: np.random.Generator,
-                 persisted: PersistentState | None = None):
+                 persisted: PersistentState | None = None, election_timeout: ElectionTimeout | None = None):
         self.id = node_id
         self.config = config
         self.rng = rng
+        self._draw_timeout = election_timeout or uniform_election_timeout(rng)
+        self._hashi = config.timers == "hashicorp"
         self._bootstrap = tuple(voters)
         ps = persisted or PersistentState()
         for i, e in enumerate(ps.log, start=1):
@@ -444,6 +553,9 @@ class RaftNode:
         self._round_sent: dict[int, float] = {}
         self._acked_round: dict[NodeId, int] = {}
         self._ack_time: dict[NodeId, float] = {}
+        self._contact: dict[NodeId, float] = {}  # hashicorp timers: when each follower last answered
+        self._lease_deadline: float | None = None  # hashicorp timers: the leader's next quorum check
+        self._idle_deadline: float | None = None  # commit_timeout_ms: the idle replication round
         self._leader_since = -_INF
         self._pending_reads: list[list] = []  # [request_id, read_index | None, required_round, asked_at]
         self._ready: Ready | None = None
@@ -512,15 +624,30 @@ class RaftNode:
         """Handle every deadline that is due at ``now``."""
         self._begin()
         if self._role == LEADER:
-            if self._heartbeat_deadline is not None and self._heartbeat_deadline <= now:
+            if self._lease_deadline is not None and self._lease_deadline <= now:
+                self._check_leader_lease(now)
+            if self._role == LEADER and self._heartbeat_deadline is not None and self._heartbeat_deadline <= now:
                 heard = max(self._quorum_contact(now), self._leader_since)
-                if self.config.check_quorum and heard < now - self.config.lease_ms:
+                if not self._hashi and self.config.check_quorum and heard < now - self.config.lease_ms:
                     self._become_follower(self._term, None, now)  # lost touch with a majority
                 else:
-                    self._heartbeat_deadline = now + self.config.heartbeat_interval_ms
+                    self._heartbeat_deadline = now + self._heartbeat_interval()
+                    if self._idle_deadline is not None and self._idle_deadline <= now:
+                        self._idle_deadline = now + self._idle_interval()  # both due: one round serves
                     self._broadcast_round(now)
                     self._expire_reads(now)
+            if self._role == LEADER and self._idle_deadline is not None and self._idle_deadline <= now:
+                self._idle_deadline = now + self._idle_interval()
+                self._broadcast_round(now)
+                self._expire_reads(now)
         elif self._election_deadline is not None and self._election_deadline <= now:
+            if self._hashi and self._role == FOLLOWER:
+                # hashicorp/raft's runFollower: the check re-arms itself, and only a leader unheard
+                # for HeartbeatTimeout makes the follower forget it and campaign
+                self._reset_election_timer(now)
+                if now - self._last_heard < self.config.election_timeout_min_ms:
+                    return self._finish(now)
+                self._leader = None
             if self._may_campaign():
                 self._campaign(now, pre=self.config.pre_vote)
             else:
@@ -540,6 +667,8 @@ class RaftNode:
         if self._role == LEADER:
             raise ValueError("a leader has no election timer (it sends heartbeats)")
         self._election_deadline = now
+        if self._hashi and self._role == FOLLOWER:
+            self._last_heard = -_INF  # a forced timeout campaigns even if the leader was heard lately
         return self.on_timer(now)
 
     def propose(self, data: Any, now: float) -> Ready:
@@ -593,7 +722,13 @@ class RaftNode:
         if self._role != LEADER and self._election_deadline is None:
             self._reset_election_timer(now)
         r.election_deadline = self._election_deadline if self._role != LEADER else None
-        r.heartbeat_deadline = self._heartbeat_deadline if self._role == LEADER else None
+        if self._role != LEADER:
+            r.heartbeat_deadline = None
+        else:  # the leader's next timer: a heartbeat, an idle replication round or a quorum check
+            r.heartbeat_deadline = self._heartbeat_deadline
+            for d in (self._idle_deadline, self._lease_deadline):
+                if d is not None and (r.heartbeat_deadline is None or d < r.heartbeat_deadline):
+                    r.heartbeat_deadline = d
         r.leader_hint = self._leader
         self._ready = None  # outputs exist only during a call (_begin .. _finish)
         return r
@@ -607,7 +742,15 @@ class RaftNode:
 
     def _reset_election_timer(self, now: float) -> None:
         lo, hi = self.config.election_timeout_min_ms, self.config.election_timeout_max_ms
-        self._election_deadline = now + (lo if hi <= lo else float(self.rng.uniform(lo, hi)))
+        self._election_deadline = now + (lo if hi <= lo else self._draw_timeout(lo, hi))
+
+    def _heartbeat_interval(self) -> float:
+        lo, hi = self.config.heartbeat_interval_ms, self.config.heartbeat_interval_max_ms
+        return lo if hi is None or hi <= lo else float(self.rng.uniform(lo, hi))
+
+    def _idle_interval(self) -> float:
+        ct = self.config.commit_timeout_ms
+        return float(self.rng.uniform(ct, 2.0 * ct))
 
     def _term_at(self, index: int) -> int | None:
         if index == 0:
@@ -772,9 +915,13 @@ class RaftNode:
         self._next = {p: self.last_index + 1 for p in self._voters if p != self.id}
         self._match = {p: 0 for p in self._voters if p != self.id}
         self._acked_round, self._ack_time, self._round_sent = {}, {}, {}
+        self._contact = {}
+        if self._hashi and self.config.check_quorum:
+            self._lease_deadline = now + self.config.lease_ms
         self._round = 0
         self._pending_reads = []
-        self._heartbeat_deadline = now + self.config.heartbeat_interval_ms
+        self._heartbeat_deadline = now + self._heartbeat_interval()
+        self._idle_deadline = now + self._idle_interval() if self.config.commit_timeout_ms is not None else None
         self._round += 1
         self._round_sent[self._round] = now
         self._append_local("noop", None, now)  # lets the leader commit (and serve reads) promptly
@@ -809,7 +956,7 @@ class RaftNode:
             else:
                 self._become_leader(now)
             return True
-        if no >= self._majority():
+        if no >= self._majority() and not self._hashi:  # hashicorp/raft waits for its election timer
             self._become_follower(self._term, None, now)
             return True
         return False
@@ -819,15 +966,20 @@ class RaftNode:
             self._term = term
             self._voted_for = None
             self._ready.persist = True
-        if self._role == LEADER:
+        was = self._role
+        if was == LEADER:
             self._ready.failed_reads.extend(r[0] for r in self._pending_reads)
             self._pending_reads = []
             self._heartbeat_deadline = None
-        if self._role != FOLLOWER:
+            self._lease_deadline = None
+            self._idle_deadline = None
+            if self._hashi:
+                self._last_heard = now  # hashicorp/raft sets its last contact when it steps down
+        if was != FOLLOWER:
             self._set_role(FOLLOWER)
         self._leader = leader
-        if self._election_deadline is None:
-            self._reset_election_timer(now)
+        if self._election_deadline is None or (self._hashi and was != FOLLOWER):
+            self._reset_election_timer(now)  # hashicorp/raft: a fresh runFollower, a fresh timer
 
     def _in_lease(self, now: float) -> bool:
         """Is this node keeping its promise to a leader?  A leader is; a follower is for a minimum
@@ -839,6 +991,9 @@ class RaftNode:
 
     # ------------------------------------------------------------ message handling
     def _step(self, msg: Message, now: float) -> None:
+        if self._hashi and isinstance(msg, RequestVote):
+            self._handle_vote_hashicorp(msg, now)
+            return
         if msg.term > self._term:
             if isinstance(msg, RequestVote):
                 if msg.pre_vote:
@@ -846,8 +1001,9 @@ class RaftNode:
                     return
                 if self.config.check_quorum and self._in_lease(now):
                     return  # a live leader is known: ignore the disruptive candidate (thesis §4.2.3)
-            if isinstance(msg, RequestVoteResponse) and msg.pre_vote and msg.granted:
-                pass  # a granted pre-vote carries the term we asked about
+            if isinstance(msg, RequestVoteResponse) and msg.pre_vote and (
+                    msg.granted or (self._hashi and msg.term == self._term + 1)):
+                pass  # a pre-vote answer may carry the term we asked about
             else:
                 self._become_follower(msg.term, msg.leader if isinstance(msg, AppendEntries) else None, now)
         elif msg.term < self._term:
@@ -887,6 +1043,48 @@ class RaftNode:
         term = msg.term if (granted and msg.pre_vote) else self._term
         self._send(msg.candidate, RequestVoteResponse(term, self.id, granted, msg.pre_vote))
 
+    def _handle_vote_hashicorp(self, msg: RequestVote, now: float) -> None:
+        """hashicorp/raft's requestVote and requestPreVote: a node that knows a leader other than the
+        candidate refuses before it looks at the term; a pre-vote changes nothing here."""
+        c = msg.candidate
+        if (self._leader is not None and self._leader != c) or msg.term < self._term:
+            self._send(c, RequestVoteResponse(self._term, self.id, False, msg.pre_vote))
+            return
+        up_to_date = (msg.last_term, msg.last_index) >= (self._last_term(), self.last_index)
+        if msg.pre_vote:
+            granted = up_to_date and c in self._voters
+            self._send(c, RequestVoteResponse(max(msg.term, self._term), self.id, granted, True))
+            return
+        if msg.term > self._term:
+            self._become_follower(msg.term, None, now)
+        if self._voted_for is not None:
+            granted = self._voted_for == c
+        else:
+            granted = up_to_date
+            if granted:
+                self._voted_for = c
+                self._ready.persist = True
+                self._last_heard = now  # hashicorp/raft counts a granted vote as contact
+        self._send(c, RequestVoteResponse(self._term, self.id, granted, False))
+
+    def _check_leader_lease(self, now: float) -> None:
+        """hashicorp/raft's checkLeaderLease: step down unless a quorum answered within the lease; next
+        check when the oldest of those answers would run out (at least 10 ms on)."""
+        lease = self.config.lease_ms
+        contacted, oldest = 0, 0.0
+        for p in self._voters:
+            if p == self.id:
+                contacted += 1
+                continue
+            diff = now - self._contact.get(p, self._leader_since)
+            if diff <= lease:
+                contacted += 1
+                oldest = max(oldest, diff)
+        if contacted < self._majority():
+            self._become_follower(self._term, None, now)
+        else:
+            self._lease_deadline = now + max(lease - oldest, 10.0)
+
     def _handle_vote_response(self, msg: RequestVoteResponse, now: float) -> None:
         if msg.pre_vote:
             if self._role != PRECANDIDATE:
@@ -905,8 +1103,9 @@ class RaftNode:
         if self._role != FOLLOWER:
             self._become_follower(self._term, msg.leader, now)
         self._leader = msg.leader
-        self._last_heard = now
-        self._reset_election_timer(now)
+        if not self._hashi:
+            self._last_heard = now
+            self._reset_election_timer(now)
         here = self._term_at(msg.prev_index)
         if here is None or here != msg.prev_term:
             if here is None:
@@ -939,6 +1138,8 @@ class RaftNode:
         if new_commit > self._commit:
             self._commit = new_commit
             self._apply()
+        if self._hashi:
+            self._last_heard = now  # hashicorp/raft: only a successful AppendEntries is contact
         self._send(msg.leader, AppendEntriesResponse(self._term, self.id, True, match_index=match,
                                                      last_index=self.last_index, round=msg.round))
 
@@ -946,6 +1147,8 @@ class RaftNode:
         if self._role != LEADER or msg.src not in self._voters or msg.src == self.id:
             return
         p = msg.src
+        if self._hashi:
+            self._contact[p] = now
         if msg.round > self._acked_round.get(p, 0):
             self._acked_round[p] = msg.round
             sent = self._round_sent.get(msg.round)

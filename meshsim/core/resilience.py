@@ -16,14 +16,22 @@ and the code disagree, the code is followed and the docstring says so.
 :func:`response_action`     the router's choice on an attempt's response
 :class:`Timeouts`           route (global) and per-try timeouts
 :class:`ConnectionPool`     keep-alive connections per upstream host
-:func:`profile`             the "envoy" and "istio" defaults bundled
+:func:`profile`             the "envoy" and Istio defaults bundled
+:func:`is_istio`            whether a profile name is an Istio one
 ==========================  ==================================================
 
+Istio profiles carry their version (:data:`ISTIO_PROFILES`): ``"istio-1.20"``,
+``"istio-1.24"``, and ``"istio"``, the current Istio (1.24 and later).  They
+differ in one default: up to Istio 1.23 the default retry policy also retried
+HTTP 503; from 1.24 on it does not (istio/istio#52111).
+
 >>> import numpy as np
->>> istio = profile("istio")
->>> istio.retry.num_retries, istio.retry.should_retry(503, attempt=1), istio.retry.should_retry(500, attempt=1)
+>>> old, new = profile("istio-1.20"), profile("istio")
+>>> old.retry.num_retries, old.retry.should_retry(503, attempt=1), old.retry.should_retry(500, attempt=1)
 (2, True, False)
->>> istio.retry.backoff_ms(1, np.random.default_rng(0)) in range(25)
+>>> new.retry.should_retry(503, attempt=1), new.retry.should_retry("connect-failure", attempt=1)
+(False, True)
+>>> new.retry.backoff_ms(1, np.random.default_rng(0)) in range(25)
 True
 >>> cb = CircuitBreaker()                                # Envoy defaults 1024/1024/1024/3
 >>> [cb.try_acquire("retries") for _ in range(4)]
@@ -44,7 +52,9 @@ __all__ = [
     "DEFAULT_IDLE_TIMEOUT_MS",
     "DEFAULT_ROUTE_TIMEOUT_MS",
     "GRPC_STATUS",
+    "ISTIO_PROFILES",
     "OUTCOMES",
+    "PROFILE_NAMES",
     "RETRY_ON",
     "UINT32_MAX",
     "Backoff",
@@ -60,6 +70,8 @@ __all__ = [
     "RetryPolicy",
     "Timeouts",
     "backoff_interval_ms",
+    "is_istio",
+    "istio_version",
     "outlier_status",
     "profile",
     "response_action",
@@ -98,6 +110,39 @@ _HTTP_RETRY_ON = frozenset(
 #: Retry conditions understood here: Envoy's ``x-envoy-retry-on`` and ``x-envoy-retry-grpc-on`` values
 #: (``envoy-ratelimited``, ``retriable-headers`` and ``http3-post-connect-failure`` are not modelled).
 RETRY_ON = _HTTP_RETRY_ON | frozenset(GRPC_STATUS)
+
+
+#: Istio profile name -> the Istio (major, minor) whose control-plane defaults it follows.  ``"istio"`` is the
+#: current Istio: 1.24 and later (the last change of a default modelled here is 1.24's, see RetryPolicy.profile).
+ISTIO_PROFILES: dict[str, tuple[int, int]] = {"istio": (1, 24), "istio-1.20": (1, 20), "istio-1.24": (1, 24)}
+#: every resilience profile name :func:`profile` accepts
+PROFILE_NAMES: tuple[str, ...] = ("envoy", *ISTIO_PROFILES)
+
+
+def is_istio(name: str | None) -> bool:
+    """Whether ``name`` is a mesh profile with Istio's control plane (``"istio"``, ``"istio-1.20"``, ...).
+
+    >>> is_istio("istio-1.20"), is_istio("istio"), is_istio("envoy"), is_istio(None)
+    (True, True, False, False)
+    """
+    return name in ISTIO_PROFILES
+
+
+def istio_version(name: str) -> tuple[int, int]:
+    """The Istio (major, minor) an Istio profile follows.
+
+    >>> istio_version("istio"), istio_version("istio-1.20")
+    ((1, 24), (1, 20))
+    """
+    if name not in ISTIO_PROFILES:
+        raise ValueError(f"not an Istio profile: {name!r}; Istio profiles are {tuple(ISTIO_PROFILES)}")
+    return ISTIO_PROFILES[name]
+
+
+def _check_profile(name: str) -> str:
+    if name not in PROFILE_NAMES:
+        raise ValueError(f"name must be one of {PROFILE_NAMES}, got {name!r}")
+    return name
 
 
 def _is_int(value: object) -> bool:
@@ -283,28 +328,34 @@ class RetryPolicy:
 
     @classmethod
     def profile(cls, name: str) -> RetryPolicy:
-        """``"envoy"``: no retry policy (never retries); ``"istio"``: Istio's default.
+        """``"envoy"``: no retry policy (never retries); an Istio profile: that Istio's default.
 
         Istio's default (pilot/pkg/networking/core/route/retry/retry.go
         ``DefaultPolicy``): 2 retries on
-        ``connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes``
-        with retriable status 503, the ``previous_hosts`` predicate and 5 host
-        selection attempts; no per-try timeout, Envoy's default backoff.
+        ``connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes``,
+        the ``previous_hosts`` predicate and 5 host selection attempts; no
+        per-try timeout, Envoy's default backoff.  Up to Istio 1.23 it also
+        sets retriable status 503; from 1.24 on it does not (istio/istio#52111:
+        a 503 from the application may come after the request was processed,
+        so retrying it is not safe; ``EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY``,
+        default true, and false in compatibility profiles before 1.24).  The
+        condition ``retriable-status-codes`` stays, with no codes: it matches
+        nothing.
 
         >>> sorted(RetryPolicy.profile("istio").retry_on)
         ['cancelled', 'connect-failure', 'refused-stream', 'retriable-status-codes', 'unavailable']
+        >>> RetryPolicy.profile("istio-1.20").retriable_status_codes, RetryPolicy.profile("istio").retriable_status_codes
+        (frozenset({503}), frozenset())
         """
-        if name == "envoy":
+        if _check_profile(name) == "envoy":
             return cls()
-        if name == "istio":
-            return cls(
-                retry_on="connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
-                num_retries=2,
-                retriable_status_codes=frozenset({503}),
-                retry_previous_hosts=True,
-                host_selection_max_attempts=5,
-            )
-        raise ValueError(f"name must be one of ('envoy', 'istio'), got {name!r}")
+        return cls(
+            retry_on="connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+            num_retries=2,
+            retriable_status_codes=frozenset({503}) if istio_version(name) < (1, 24) else frozenset(),
+            retry_previous_hosts=True,
+            host_selection_max_attempts=5,
+        )
 
     def is_retriable(self, outcome: int | str, grpc_status: int | None = None) -> bool:
         """Whether the retry conditions match ``outcome`` (an HTTP status or one of :data:`OUTCOMES`).
@@ -404,12 +455,10 @@ class Timeouts:
 
     @classmethod
     def profile(cls, name: str) -> Timeouts:
-        """``"envoy"``: 15 s route timeout; ``"istio"``: none (Istio writes ``timeout: 0s``)."""
-        if name == "envoy":
+        """``"envoy"``: 15 s route timeout; an Istio profile: none (Istio writes ``timeout: 0s``)."""
+        if _check_profile(name) == "envoy":
             return cls()
-        if name == "istio":
-            return cls(None, None)
-        raise ValueError(f"name must be one of ('envoy', 'istio'), got {name!r}")
+        return cls(None, None)
 
     @property
     def effective_per_try_ms(self) -> float | None:
@@ -577,12 +626,10 @@ class BreakerLimits:
 
     @classmethod
     def profile(cls, name: str) -> BreakerLimits:
-        """``"envoy"``: 1024/1024/1024/3; ``"istio"``: every limit 2**32 - 1 ("unlimited")."""
-        if name == "envoy":
+        """``"envoy"``: 1024/1024/1024/3; an Istio profile: every limit 2**32 - 1 ("unlimited")."""
+        if _check_profile(name) == "envoy":
             return cls()
-        if name == "istio":
-            return cls(UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX)
-        raise ValueError(f"name must be one of ('envoy', 'istio'), got {name!r}")
+        return cls(UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX)
 
 
 class CircuitBreaker:
@@ -731,17 +778,15 @@ class OutlierConfig:
 
     @classmethod
     def profile(cls, name: str) -> OutlierConfig:
-        """``"envoy"``: the proto defaults; ``"istio"``: the same with success-rate ejection off.
+        """``"envoy"``: the proto defaults; an Istio profile: the same with success-rate ejection off.
 
         Istio (cluster_traffic_policy.go ``applyOutlierDetection``) always sets
         ``enforcing_success_rate: 0``; fields the DestinationRule leaves unset
         keep Envoy's defaults.  Either way detection runs only when configured.
         """
-        if name == "envoy":
+        if _check_profile(name) == "envoy":
             return cls()
-        if name == "istio":
-            return cls(enforcing_success_rate=0.0)
-        raise ValueError(f"name must be one of ('envoy', 'istio'), got {name!r}")
+        return cls(enforcing_success_rate=0.0)
 
 
 @dataclass(frozen=True)
@@ -1194,13 +1239,18 @@ class ResilienceProfile:
 
 
 def profile(name: str) -> ResilienceProfile:
-    """``"envoy"`` (plain Envoy defaults) or ``"istio"`` (what Istio's control plane writes).
+    """``"envoy"`` (plain Envoy defaults) or an Istio profile (what that Istio's control plane writes).
+
+    The Istio profiles (:data:`ISTIO_PROFILES`) differ only in the retried
+    statuses: ``"istio-1.20"`` also retries 503, ``"istio-1.24"`` and
+    ``"istio"`` (current Istio) do not.
 
     =====================  ===========================  ====================================
-    setting                envoy                        istio
+    setting                envoy                        istio (all versions)
     =====================  ===========================  ====================================
     retries                none (no retry policy)       2 on connect-failure, refused-stream,
-                                                        unavailable, cancelled, 503
+                                                        unavailable, cancelled; and 503
+                                                        before Istio 1.24
     backoff                25 ms base, 250 ms cap       same (Istio does not set it)
     route timeout          15 s                         none
     per-try timeout        none                         none
@@ -1211,9 +1261,12 @@ def profile(name: str) -> ResilienceProfile:
 
     >>> profile("envoy").timeouts.route_timeout_ms, profile("istio").timeouts.route_timeout_ms
     (15000.0, None)
+    >>> profile("istio-1.19")
+    Traceback (most recent call last):
+    ...
+    ValueError: name must be one of ('envoy', 'istio', 'istio-1.20', 'istio-1.24'), got 'istio-1.19'
     """
-    if name not in ("envoy", "istio"):
-        raise ValueError(f"name must be one of ('envoy', 'istio'), got {name!r}")
+    _check_profile(name)
     return ResilienceProfile(
         name=name,
         retry=RetryPolicy.profile(name),

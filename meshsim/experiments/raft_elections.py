@@ -57,17 +57,22 @@ __all__ = [
     "DEFAULT_DISK",
     "DEFAULT_LATENCY",
     "ETCD_CONFIGS",
+    "HASHICORP_CONFIGS",
     "PUBLISHED",
     "RANGES",
     "TOP_RANGES",
     "all_ranges",
     "compare_etcd",
+    "compare_hashicorp",
     "election_trials",
     "etcd_config",
     "etcd_prediction",
     "failover_trial",
     "figure_table",
     "first_split_trials",
+    "hashicorp_config",
+    "hashicorp_markdown",
+    "hashicorp_prediction",
     "paper_config",
     "plot_cdf",
     "published_comparison",
@@ -494,6 +499,93 @@ def etcd_prediction(heartbeat_ms: float, election_ms: float, trials: int, seed: 
                      "term_jump": r["terms"], "split_votes": r["split_votes"], "ticks": ticks,
                      "timed_out": r["timed_out"]})
     return pd.DataFrame(rows)
+
+
+HASHICORP_CONFIGS: tuple[tuple[int, int, int], ...] = ((1000, 1000, 500), (200, 200, 100))
+
+
+def hashicorp_config(heartbeat_ms: float, election_ms: float, lease_ms: float, *, version: str = "1.1",
+                     **overrides: Any) -> RaftConfig:
+    """hashicorp/raft with HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout in ms: the
+    ``hashicorp-raft-1.1`` profile (``version="1.1"``, no pre-vote) or ``consul`` (``"1.7"``: pre-vote),
+    with the follower check and candidate timeout in [T, 2T) and heartbeats in [T/10, T/5).
+
+    >>> c = hashicorp_config(200, 200, 100)
+    >>> c.timers, c.election_timeout_min_ms, c.heartbeat_interval_ms, c.heartbeat_interval_max_ms, c.lease_ms
+    ('hashicorp', 200.0, 20.0, 40.0, 100.0)
+    """
+    if heartbeat_ms != election_ms:
+        raise ValueError("meshsim's hashicorp timers use one range for HeartbeatTimeout and ElectionTimeout "
+                         f"(Consul sets them equal); got {heartbeat_ms} and {election_ms}")
+    profile = {"1.1": "hashicorp-raft-1.1", "1.7": "consul"}.get(version)
+    if profile is None:
+        raise ValueError(f"version must be '1.1' or '1.7', got {version!r}")
+    t = float(heartbeat_ms)
+    kw = dict(heartbeat_interval_ms=t / 10.0, heartbeat_interval_max_ms=t / 5.0, election_timeout_min_ms=t,
+              election_timeout_max_ms=2.0 * t, leader_lease_ms=float(lease_ms))
+    kw.update(overrides)
+    return RaftConfig.profile(profile, **kw)
+
+
+def hashicorp_prediction(heartbeat_ms: float, election_ms: float, lease_ms: float, trials: int, seed: int = 0, *,
+                         members: int = 3, version: str = "1.1", latency: DelaySpec = 0.1,
+                         disk: DelaySpec = 0.0) -> pd.DataFrame:
+    """meshsim's failover times for a ``members``-server hashicorp/raft cluster on loopback (in-memory stores:
+    no disk time), leader killed at a random point of its heartbeat interval; columns like
+    ``data/hashicorp/failover.csv`` (``failover_ms``: kill to a survivor becoming leader)."""
+    config = hashicorp_config(heartbeat_ms, election_ms, lease_ms, version=version)
+    rows = []
+    for i in range(int(trials)):
+        r = failover_trial(config, trial_seed(seed, heartbeat_ms, election_ms, lease_ms, i), servers=members,
+                           latency=latency, disk=disk, lagging=0, max_ms=40.0 * election_ms + 10_000)
+        rows.append({"config": f"{heartbeat_ms:g}/{election_ms:g}/{lease_ms:g}", "trial": i,
+                     "heartbeat_ms": heartbeat_ms, "election_ms": election_ms, "lease_ms": lease_ms,
+                     "failover_ms": r["elected_ms"], "all_know_ms": r["leader_ms"],
+                     "kill_offset_ms": r["crash_offset_ms"], "term_jump": r["terms"],
+                     "split_votes": r["split_votes"], "timed_out": r["timed_out"]})
+    return pd.DataFrame(rows)
+
+
+def compare_hashicorp(measured: pd.DataFrame | str | Path | None = None, predicted: pd.DataFrame | None = None,
+                      trials: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Side by side per timing (1000/1000/500, 200/200/100): the real hashicorp/raft 1.1.2 cluster
+    (``data/hashicorp/failover.csv``) against meshsim's ``hashicorp-raft-1.1`` profile (``predicted``, else
+    :func:`hashicorp_prediction` with ``trials``): min, median, p90, p95, max, mean (ms) and the fraction of
+    failovers that took three or more terms."""
+    if measured is None:
+        measured = DATA / "hashicorp" / "failover.csv"
+    if not isinstance(measured, pd.DataFrame):
+        measured = pd.read_csv(measured)
+    rows = []
+    for hb, el, ls in HASHICORP_CONFIGS:
+        m = measured[(measured["heartbeat_ms"] == hb) & (measured["election_ms"] == el)]
+        p = predicted[(predicted["heartbeat_ms"] == hb) & (predicted["election_ms"] == el)] \
+            if predicted is not None else hashicorp_prediction(hb, el, ls, trials, seed)
+        for label, x, jumps in (
+                ("hashicorp/raft 1.1.2 measured", m["failover_ms"].to_numpy(float),
+                 (m["term_after"] - m["term_before"]).to_numpy(float)),
+                ("meshsim hashicorp-raft-1.1", p["failover_ms"].to_numpy(float), p["term_jump"].to_numpy(float))):
+            x = x[np.isfinite(x)]
+            rows.append({"config": f"{hb}/{el}/{ls}", "source": label, "trials": len(x),
+                         **{f"{k}_ms": v for k, v in _stats(x).items()}, "p95_ms": float(np.percentile(x, 95)),
+                         "term_jump_3plus": float(np.mean(jumps >= 3))})
+    return pd.DataFrame(rows)
+
+
+def hashicorp_markdown(comparison: pd.DataFrame) -> str:
+    """:func:`compare_hashicorp`'s table as the Markdown in docs/hashicorp_failover.md (ms, rounded).
+
+    >>> c = pd.DataFrame([{"config": "200/200/100", "source": "x", "trials": 3, "min_ms": 1.0, "median_ms": 2.0,
+    ...                    "p90_ms": 3.0, "max_ms": 5.0, "mean_ms": 2.5, "p95_ms": 4.0, "term_jump_3plus": 0.5}])
+    >>> print(hashicorp_markdown(c).splitlines()[-1])
+    | 200/200/100 | x | 3 | 1 | 2 | 3 | 4 | 5 | 2 | 50 % |
+    """
+    head = ("| timing (ms) | source | trials | min | median | p90 | p95 | max | mean | term +3 or more |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
+    rows = [f"| {r.config} | {r.source} | {r.trials} | {r.min_ms:.0f} | {r.median_ms:.0f} | {r.p90_ms:.0f} "
+            f"| {r.p95_ms:.0f} | {r.max_ms:.0f} | {r.mean_ms:.0f} | {100 * r.term_jump_3plus:.0f} % |"
+            for r in comparison.itertuples()]
+    return head + "\n".join(rows) + "\n"
 
 
 def _stats(x: np.ndarray) -> dict[str, float]:

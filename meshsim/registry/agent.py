@@ -14,8 +14,11 @@ Consul sources: anti-entropy syncs every ``Interval + RandomStagger(scale *
 Interval)`` with a 1 minute interval and ``scale = 1`` up to 128 nodes,
 doubling with every doubling of the cluster beyond that (hashicorp/consul
 ``agent/ae/ae.go``: ``scaleFactor``, ``scaleThreshold = 128``); a failed
-full sync is retried after 15 s (``retryFailIntv``); the critical-service
-reaper runs every 30 s (see :mod:`meshsim.core.health`).
+full sync is retried after ``retryFailIntv + RandomStagger(scale *
+retryFailIntv)``, 15 s plus up to another 15 s (times the scale factor)
+(``StateSyncer.retryFullSync`` with the cluster-size ``delayer.Jitter``):
+:func:`ae_retry_delay_ms`; the critical-service reaper runs every 30 s (see
+:mod:`meshsim.core.health`).
 
 Checks: a :class:`~meshsim.core.health.TTLCheck` needs heartbeats, either
 from :meth:`Agent.heartbeat` or by polling ``alive()`` every
@@ -49,7 +52,7 @@ from ..core.catalog import CRITICAL, PASSING, Deregister, Register, SetHealth, _
 from ..core.health import REAP_INTERVAL_MS, HealthCheck, ProbeCheck, TTLCheck
 from .client import Call
 
-__all__ = ["AE_INTERVAL_MS", "AE_RETRY_MS", "Agent", "ae_scale_factor"]
+__all__ = ["AE_INTERVAL_MS", "AE_RETRY_MS", "Agent", "ae_retry_delay_ms", "ae_scale_factor"]
 
 #: Consul anti-entropy interval (1 minute) and retry interval after a failed full sync (15 s)
 AE_INTERVAL_MS = 60_000.0
@@ -65,6 +68,18 @@ def ae_scale_factor(nodes: int) -> int:
     if nodes <= 128:
         return 1
     return int(math.ceil(math.log2(nodes) - math.log2(128)) + 1)
+
+
+def ae_retry_delay_ms(retry_ms: float, scale: int, u: float) -> float:
+    """The wait before a failed full sync is tried again, for a uniform draw ``u`` in [0, 1):
+    ``retry_ms + u * scale * retry_ms`` (hashicorp/consul ``agent/ae/ae.go`` ``retryFullSync``:
+    ``retryFailIntv + Delayer.Jitter(retryFailIntv)``, the jitter ``lib.RandomStagger(scaleFactor(n) *
+    retryFailIntv)``, uniform on [0, scale * 15 s)).  ``u = 0`` gives the bare interval (no stagger).
+
+    >>> ae_retry_delay_ms(15_000.0, 1, 0.0), ae_retry_delay_ms(15_000.0, 1, 0.5), ae_retry_delay_ms(15_000.0, 3, 0.5)
+    (15000.0, 22500.0, 37500.0)
+    """
+    return retry_ms + u * scale * retry_ms
 
 
 class _Instance:
@@ -101,8 +116,11 @@ class Agent:
     registry starts are registered when it starts, later ones at once.
 
     ``anti_entropy_ms`` None = Consul's 1 minute times :func:`ae_scale_factor`
-    of ``cluster_size`` (default: the number of agents); ``stagger`` False
-    removes the random stagger of anti-entropy and of first probes (exact timings in tests).
+    of ``cluster_size`` (default: the number of agents).  A failed full sync
+    is tried again after :func:`ae_retry_delay_ms` (``retry_ms`` plus up to
+    scale × ``retry_ms``).  ``stagger`` False removes the random stagger of
+    anti-entropy, of its retries and of first probes (exact timings in tests).
+    A failed write of one instance is retried after exactly ``retry_ms``.
     """
 
     def __init__(self, registry: Any, host: str, *, zone: str | None = None, anti_entropy_ms: float | None = None,
@@ -303,11 +321,19 @@ class Agent:
         else:
             self.kernel.call_later(self.retry_ms, lambda _a, inst=inst: self._sync(inst))
 
+    def _scale(self) -> int:
+        size = self.cluster_size if self.cluster_size is not None else max(len(self.registry._agents), 1)
+        return ae_scale_factor(size)
+
     def _interval(self) -> float:
         if self.anti_entropy_ms is not None:
             return self.anti_entropy_ms
-        size = self.cluster_size if self.cluster_size is not None else max(len(self.registry._agents), 1)
-        return AE_INTERVAL_MS * ae_scale_factor(size)
+        return AE_INTERVAL_MS * self._scale()
+
+    def _retry_delay(self) -> float:
+        """After a failed full sync (Consul's ``retryFullSync``): ``retry_ms`` + U(0, scale × ``retry_ms``)."""
+        u = float(self.rng.uniform(0.0, 1.0)) if self.stagger else 0.0
+        return ae_retry_delay_ms(self.retry_ms, self._scale(), u)
 
     def _schedule_full_sync(self, delay: float | None = None) -> None:
         if delay is None:
@@ -328,7 +354,7 @@ class Agent:
                 failed.append(service)
             if len(answers) == len(services):
                 self._reconcile(answers)
-                self._schedule_full_sync(self.retry_ms if failed else None)
+                self._schedule_full_sync(self._retry_delay() if failed else None)
 
         if not services:
             self._schedule_full_sync()

@@ -10,14 +10,25 @@ requests over the network; each server handles them as a Consul server does:
   applied it; a follower forwards them to the leader it knows and relays the
   answer back (Consul's RPC forwarding, one extra round trip);
 * a "stale" read is answered by the contacted server from its own catalog;
-* a "default" read is answered by the leader from its catalog if its lease
-  is valid (``RaftNode.lease_valid``), else after a ReadIndex round;
+* a "default" read is answered by a server that believes it is the leader
+  (Raft role leader) from its own catalog at once, with no quorum round and
+  no lease check: in hashicorp/consul only ``consistent`` reads call
+  ``ConsistentRead`` (``raft.VerifyLeader`` and the ``isReadyForConsistentReads``
+  barrier flag; ``agent/blockingquery/blockingquery.go`` ``Query``,
+  ``agent/consul/rpc.go``), while ``forwardRequestToLeader`` lets a server
+  whose Raft state is leader handle the request itself.  A deposed leader
+  that has not yet stepped down, or a just-elected one that has not applied
+  its predecessor's last entries, answers from the state it has;
 * a "consistent" read is answered by the leader after a ReadIndex round
   (a quorum confirms its leadership first), lease or not;
-* a server that knows no leader holds a request and retries after a random
-  stagger up to ``rpc_hold_timeout_ms / 16`` until ``rpc_hold_timeout_ms``
-  (Consul's ``rpc_hold_timeout``, default 7 s, hashicorp/consul PR #2175)
-  has passed since it got it, then answers "no cluster leader";
+* a server that knows no leader holds a request and tries again after
+  waits that back off (Consul's ``forwardRequestToLeader`` since
+  hashicorp/consul PR #16165; the schedule is in :mod:`meshsim.registry.backoff`):
+  the n-th wait is uniform between the previous wait and
+  ``(rpc_hold_timeout_ms // 16) * 2**(n-1)``; once more than
+  ``rpc_hold_timeout_ms`` (Consul's ``rpc_hold_timeout``, default 7 s; plus
+  ``wait + wait/16`` for a blocking read) has passed since the first server
+  got it, the next try answers "no cluster leader";
 * a blocking query parks at the answering server until the service's index
   exceeds the asked index or ``wait + U(0, wait/16)`` passes (Consul API
   docs, "Blocking Queries": "This adds up to wait / 16 additional time").
@@ -58,6 +69,7 @@ from ..core.raft import FOLLOWER, LEADER, Entry, RaftConfig, Ready
 from ..rng import RandomStreams, Uniforms
 from ..sim.kernel import Kernel, Timer
 from ..sim.network import Network
+from .backoff import hold_budget_ms, next_hold_wait_ms
 from .client import Call, RegistryClient, Reply, Rpc, Watch
 from .raft_shell import RaftCluster, RaftServer, make_network
 
@@ -432,7 +444,7 @@ class Registry:
         for rpc in parked:
             if rpc.path:
                 prev = rpc.path[-1]
-                back = rpc.rerouted(rpc.path[:-1])
+                back = rpc.rerouted(rpc.path[:-1])  # back at the forwarding server: a fresh hold loop there
                 self.network.send(server.host, self.cluster.servers[prev].host, self._forward_reset, (prev, back))
 
     def _forward_reset(self, arg: tuple[str, Rpc]) -> None:
@@ -464,7 +476,7 @@ class Registry:
             self._answer(st, rpc)
         elif s.node.role != LEADER:
             self._forward(st, rpc)
-        elif rpc.mode == "default" and s.node.lease_valid(s.clock()):
+        elif rpc.mode == "default":  # Consul: no ConsistentRead, the leader's own state store
             self._answer(st, rpc)
         else:
             self._quorum_read(st, rpc)
@@ -485,13 +497,18 @@ class Registry:
             self._hold(st, rpc)
 
     def _hold(self, st: _ServerState, rpc: Rpc) -> None:
-        """No usable leader: retry after a random stagger until the hold timeout, then answer an error."""
-        if self.kernel.now - rpc.first_seen >= self.rpc_hold_timeout_ms:
+        """No usable leader: try again after a backed-off wait (hashicorp/consul ``agent/consul/rpc.go``
+        ``forwardRequestToLeader``; :func:`~meshsim.registry.backoff.next_hold_wait_ms`) while
+        ``canRetry`` allows it (no more than the hold budget since the first try), else answer an error."""
+        budget = hold_budget_ms(self.rpc_hold_timeout_ms, rpc.op, rpc.wait_ms)
+        if self.kernel.now - rpc.first_seen > budget:
             self._reply(st, rpc, Reply(rpc.rid, rpc.attempt, False, rpc.client, error="no cluster leader",
                                        server=st.name))
             return
-        stagger = self._hold_rng.uniform(0.0, self.rpc_hold_timeout_ms / 16)
-        self.kernel.call_later(stagger, self._retry_held, (st, st.incarnation, rpc))
+        rpc.hold_tries += 1
+        rpc.hold_wait_ms = next_hold_wait_ms(self.rpc_hold_timeout_ms, rpc.hold_tries, rpc.hold_wait_ms,
+                                             self._hold_rng.uniform(0.0, 1.0))
+        self.kernel.call_later(rpc.hold_wait_ms, self._retry_held, (st, st.incarnation, rpc))
 
     def _retry_held(self, arg: tuple[_ServerState, int, Rpc]) -> None:
         st, inc, rpc = arg

@@ -12,7 +12,7 @@ rotate servers on RPC errors.  A request that gets no answer within
 Every call returns a :class:`Call` handle (``done``, ``ok``, ``entries``,
 ``index``, ``latency_ms``...) and also calls ``callback(call)`` when done.
 Reads take a consistency ``mode``: "stale" (any server answers from its own
-catalog), "default" (the leader answers, trusting its lease) or
+catalog), "default" (the leader answers from its own catalog, no quorum round) or
 "consistent" (the leader first confirms leadership with a quorum round), as
 in Consul's HTTP API.  :meth:`RegistryClient.blocking_read` is a Consul
 blocking query (long poll) and :meth:`RegistryClient.watch` a loop of them.
@@ -58,9 +58,14 @@ class Rpc:
     path: tuple = ()
     first_seen: float = math.nan
     hops: int = 0
+    #: the holding server's back-off state (Consul's ``retryCount`` and ``previousJitter`` in
+    #: ``forwardRequestToLeader``, see :mod:`meshsim.registry.backoff`): waits so far and the last wait
+    hold_tries: int = 0
+    hold_wait_ms: float = 0.0
 
     def rerouted(self, path: tuple) -> Rpc:
-        """A copy with forwarding ``path`` (``dataclasses.replace`` without its per-call introspection)."""
+        """A copy with forwarding ``path`` (``dataclasses.replace`` without its per-call introspection);
+        the copy starts a fresh hold back-off, as the next server runs its own forwarding loop."""
         return Rpc(self.rid, self.attempt, self.op, self.client, self.command, self.service, self.mode,
                    self.passing_only, self.min_index, self.wait_ms, path, self.first_seen, len(path))
 

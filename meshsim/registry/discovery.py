@@ -44,7 +44,7 @@ def raft_config(reg: dict[str, Any]) -> RaftConfig:
 
     >>> c = raft_config({"profile": "consul", "raft_multiplier": 1, "raft": {"election_timeout_min": 300.0}})
     >>> c.election_timeout_min_ms, c.election_timeout_max_ms, c.heartbeat_interval_ms, c.leader_lease_ms
-    (300.0, 600.0, 100.0, 300.0)
+    (300.0, 600.0, 30.0, 300.0)
     """
     return RaftConfig(**raft_config_fields(reg))
 

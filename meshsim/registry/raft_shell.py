@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from ..core.raft import (LEADER, AppendEntries, AppendEntriesResponse, Entry, Message, PersistentState, RaftConfig,
-                         RaftNode, Ready, RequestVote, RequestVoteResponse)
+                         RaftNode, Ready, RequestVote, RequestVoteResponse, tick_election_timeout)
 from ..distributions import Constant, Distribution, Exponential, from_spec
 from ..rng import RandomStreams, Uniforms
 from ..sim.kernel import Kernel, Timer
@@ -116,23 +116,6 @@ def make_network(kernel: Kernel, hosts: Iterable[str], latency: DelaySpec = 0.1,
     hosts = list(hosts)
     return Network(kernel, {h: zone for h in hosts}, {zone: region}, spec,
                    streams if streams is not None else RandomStreams(0))
-
-
-class _TickRng:
-    """The node's Generator, but election timeouts in whole ticks: uniform(lo, hi) -> lo + tick*{0..k-1}."""
-
-    def __init__(self, gen: np.random.Generator, tick: float):
-        self._gen = gen
-        self._tick = tick
-
-    def uniform(self, low: float, high: float) -> float:
-        k = int(round((high - low) / self._tick))
-        if k <= 1:
-            return float(low)
-        return float(low + self._tick * int(self._gen.integers(0, k)))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._gen, name)
 
 
 class RaftServer:
@@ -222,8 +205,9 @@ class RaftServer:
             return
         c = self.cluster
         rng: Any = c.streams.generator(f"{c.name}/{self.name}/node{self.starts}")
-        rng = _TickRng(rng, self.tick) if self.tick else Uniforms(rng)
-        self.node = RaftNode(self.name, c.voters, c.config, rng, persisted=self.persisted)
+        hook = tick_election_timeout(rng, self.tick) if self.tick else None
+        self.node = RaftNode(self.name, c.voters, c.config, Uniforms(rng), persisted=self.persisted,
+                             election_timeout=hook)
         self._disk_free = self._out_tail = -_INF
         self.seen_term = -1
         c._event(self, "start" if self.starts == 0 else "restart")

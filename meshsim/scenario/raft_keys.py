@@ -9,7 +9,11 @@ key alone):
 * ``election_timeout_min`` alone moves the whole range: the maximum follows
   at the profile's max/min ratio (2 for every shipped profile);
 * ``lease`` left out is the profile's lease, cut to the election timeout
-  minimum when that is shorter (followers only promise that long).
+  minimum when that is shorter (followers only promise that long);
+* with hashicorp/raft's timers (profiles ``consul``, ``hashicorp-raft-1.1``)
+  the heartbeat is a range, U[HT/10, HT/5): ``heartbeat`` sets its lower end
+  and the upper end follows at the profile's ratio; ``election_timeout_min``
+  alone moves the heartbeat range with it, as HeartbeatTimeout does.
 
 :func:`raft_config_fields` gives the effective RaftConfig fields and
 :func:`check_registry_raft` reports an inconsistent combination with the
@@ -20,6 +24,9 @@ path of the key to change.
 >>> f = raft_config_fields(reg)
 >>> f["heartbeat_interval_ms"], f["election_timeout_min_ms"], f["election_timeout_max_ms"], f["leader_lease_ms"]
 (50.0, 300.0, 600.0, 300.0)
+>>> f = raft_config_fields({"profile": "hashicorp-raft-1.1", "raft": {"election_timeout_min": 200.0}})
+>>> f["heartbeat_interval_ms"], f["heartbeat_interval_max_ms"], f["election_timeout_max_ms"]
+(20.0, 40.0, 400.0)
 >>> raft_config_fields({"profile": "etcd", "raft": None})["election_timeout_max_ms"]
 2000.0
 """
@@ -59,6 +66,14 @@ def raft_config_fields(reg: dict[str, Any]) -> dict[str, Any]:
     if "election_timeout_min_ms" in given and "election_timeout_max_ms" not in given:
         ratio = base["election_timeout_max_ms"] / base["election_timeout_min_ms"]
         out["election_timeout_max_ms"] = given["election_timeout_min_ms"] * ratio
+    if base.get("heartbeat_interval_max_ms") is not None and "heartbeat_interval_max_ms" not in given:
+        # hashicorp/raft derives its heartbeat, U[HT/10, HT/5), from the heartbeat timeout: the range
+        # follows a new heartbeat (at the profile's ratio) or, without one, a new election timeout
+        hb_ratio = base["heartbeat_interval_max_ms"] / base["heartbeat_interval_ms"]
+        if "heartbeat_interval_ms" not in given and "election_timeout_min_ms" in given:
+            out["heartbeat_interval_ms"] = base["heartbeat_interval_ms"] * (
+                given["election_timeout_min_ms"] / base["election_timeout_min_ms"])
+        out["heartbeat_interval_max_ms"] = out["heartbeat_interval_ms"] * hb_ratio
     if "leader_lease_ms" not in given and out["leader_lease_ms"] is not None:
         out["leader_lease_ms"] = min(out["leader_lease_ms"], out["election_timeout_min_ms"])
     if not out["check_quorum"] and out.get("lease_reads"):

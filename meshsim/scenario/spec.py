@@ -143,8 +143,13 @@ LOAD_BALANCER = Struct(
         "minimum_ring_size": Field(Int(min=1), default=None, doc="ring_hash: minimum ring entries (default 1024)"),
         "maximum_ring_size": Field(Int(min=1), default=None, doc="ring_hash: maximum ring entries (default 8M)"),
         "table_size": Field(Int(min=2), default=None, doc="maglev: lookup table size, a prime (default 65537)"),
-        "hash_balance_factor": Field(Int(min=1), default=None,
-                                     doc="bounded loads: no host above factor/100 x mean active requests (>= 100)"),
+        "hash_balance_factor": Field(Int(min=100), default=None,
+                                     doc="ring_hash, maglev: bounded loads, as Envoy's common_lb_config."
+                                         "consistent_hashing_lb_config.hash_balance_factor: a host already "
+                                         "holding more than its weight share (rounded up) of "
+                                         "ceil(factor/100 x (active requests + 1)) is skipped for the next host "
+                                         "in a hash-seeded random order. Default: off (ring_hash_bounded, "
+                                         "maglev_bounded: 150)"),
         "healthy_panic_threshold": Field(Float(min=0.0, max=100.0), default=None,
                                          doc="percent healthy below which health is ignored (default 50)"),
         "zone_aware": Field(Bool(), default=False,
@@ -247,12 +252,15 @@ RETRIES = Struct(
     "retries",
     {
         "attempts": Field(Int(min=0, max=100), default=None,
-                          doc="retries after the first try (Istio's attempts, Envoy's num_retries; istio profile 2)"),
+                          doc="retries after the first try (Istio's attempts, Envoy's num_retries; istio profiles 2)"),
         "retry_on": Field(Custom("comma-separated retry conditions", _retry_on), default=None,
                           doc="Envoy retry_on conditions (default Istio's: connect-failure,refused-stream,"
-                              "unavailable,cancelled,retriable-status-codes with 503)"),
+                              "unavailable,cancelled,retriable-status-codes; with 503 under istio-1.20 only, "
+                              "since Istio 1.24 no longer retries 503 by default, istio/istio#52111)"),
         "retriable_status_codes": Field(ListOf(Int(min=100, max=599)), default=None,
-                                        doc="statuses retried by retriable-status-codes (default [503])"),
+                                        doc="statuses retried by retriable-status-codes (default [503] when "
+                                            "retry_on is given; else the profile's: [503] under istio-1.20, none "
+                                            "under istio, istio-1.24, envoy, linkerd)"),
         "per_try_timeout": Field(Custom("duration, or 'none'", _timeout_or_none), default=None,
                                  doc="timeout of one attempt (default none)"),
         "backoff": Field(Duration(min_exclusive=0), default=None,
@@ -611,13 +619,22 @@ def _istio_request_pass() -> dict:
     ]}
 
 
+def _istio_sidecar() -> dict:
+    return {"workers": 2, "request_processing": _istio_request_pass(),
+            "response_processing": {"dist": "lognormal", "median": 0.027, "p99": 0.081},
+            "handshake": {"dist": "constant", "value": 1.0}}
+
+
 MESH_PROFILES = {
     # Istio 1.20 sidecar (Envoy), calibrated with meshsim.experiments.mesh_overhead so that a client and a
     # server sidecar add 0.228 ms at p90 and 0.298 ms at p99 at 1000 requests/s, Istio's published figures
     # (istio.io, Performance and Scalability, 1.20).  Concurrency 2 is Istio's sidecar default.
-    "istio": {"workers": 2, "request_processing": _istio_request_pass(),
-              "response_processing": {"dist": "lognormal", "median": 0.027, "p99": 0.081},
-              "handshake": {"dist": "constant", "value": 1.0}},
+    # Every Istio profile shares this Istio 1.20 measurement (no later one is calibrated here): "istio" (current
+    # Istio, 1.24 and later), "istio-1.24" and "istio-1.20" differ only in their control plane's defaults
+    # (meshsim.core.resilience.ISTIO_PROFILES: 503 is retried by default before 1.24 only).
+    "istio": _istio_sidecar(),
+    "istio-1.20": _istio_sidecar(),
+    "istio-1.24": _istio_sidecar(),
     # Linkerd 2.11 (linkerd2-proxy), derived rather than measured: in Linkerd's "2021 Redux" benchmark
     # (linkerd.io, 2021-11-29) Linkerd added 0.40x (20 and 200 rps) to 0.353x (2000 rps) the median latency
     # Istio added in the same harness; interpolated to 1000 rps (0.367x) and applied to Istio 1.20's per-pair
@@ -657,7 +674,10 @@ MESH = Struct(
         "mode": Field(Enum("none", "sidecar", "node"), default="none",
                       doc="none: no proxies; sidecar: a proxy per instance (and per client); node: one shared proxy "
                           "per host (ambient-like)"),
-        "profile": Field(Enum(*MESH_PROFILES), default="istio", doc="default proxy costs (see docs/mesh.md)"),
+        "profile": Field(Enum(*MESH_PROFILES), default="istio",
+                         doc="default proxy costs and resilience defaults (see docs/mesh.md): istio (current Istio, "
+                             "1.24+), istio-1.24, istio-1.20 (Istio's default retries also retry 503 before 1.24), "
+                             "linkerd, envoy"),
         "workers": Field(Int(min=1, max=1024), default=None, doc="proxy worker threads (Envoy --concurrency; Istio 2)"),
         "request_processing": Field(Dist(), default=None, doc="time of one request pass through a proxy"),
         "response_processing": Field(Dist(), default=None, doc="time of one response pass through a proxy"),
@@ -745,10 +765,14 @@ REGISTRY = Struct(
     {
         "servers": Field(Int(min=1, max=15), default=3, doc="Raft servers (hosts registry-0, registry-1, ...)"),
         "zones": Field(ListOf(Str(), min_items=1), default=None, doc="zones the servers spread over (default all)"),
-        "profile": Field(Enum("consul", "etcd", "paper"), default="consul",
-                         doc="Raft timing: consul (hashicorp/raft x raft_multiplier), etcd (100ms/1s), paper"),
+        "profile": Field(Enum("consul", "hashicorp-raft-1.1", "etcd", "paper"), default="consul",
+                         doc="Raft timers and timing: consul (current Consul: hashicorp/raft 1.7 timers with "
+                             "pre-vote, durations x raft_multiplier), hashicorp-raft-1.1 (the same timers without "
+                             "pre-vote, as measured in data/hashicorp), etcd (100ms/1s, etcd-io/raft timers), paper"),
         "raft_multiplier": Field(Int(min=1, max=10), default=None,
-                                 doc="consul profile: timing multiplier (Consul default 5; 1 recommended in production)"),
+                                 doc="consul and hashicorp-raft-1.1 profiles: scales HeartbeatTimeout, "
+                                     "ElectionTimeout and LeaderLeaseTimeout (1000/1000/500 ms); Consul's default "
+                                     "5, 1 recommended in production; hashicorp-raft-1.1 defaults to 1"),
         "raft": Field(REGISTRY_RAFT, default=dict,
                       doc="override the profile's Raft timing: heartbeat, election timeout range, lease, pre_vote, "
                           "check_quorum (sweepable, e.g. registry.raft.election_timeout_min)"),

@@ -52,6 +52,7 @@ from ..core.resilience import (
     RetryBudget,
     RetryPolicy,
     Timeouts,
+    is_istio,
     response_action,
 )
 from .recorder import OK, QUEUE_FULL, REFUSED, TIMEOUT, status_code
@@ -62,7 +63,7 @@ NO_HEALTHY = status_code("no_healthy_upstream")
 _CONNECT_FAILURES = frozenset({REFUSED, status_code("host_down"), status_code("partitioned"), status_code("network_loss")})
 _503 = frozenset({QUEUE_FULL, REJECTED, OVERFLOW, NO_HEALTHY})
 
-#: Istio's retry conditions: the default when a scenario sets retries without retry_on
+#: Istio's retry conditions (every version): the default when a scenario sets retries without retry_on
 ISTIO_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 
 
@@ -96,10 +97,10 @@ _NONE = {"retry": None, "route_timeout": None, "breaker": BreakerLimits(UINT32_M
 
 
 def _profile_defaults(profile: str | None) -> dict[str, Any]:
-    """Defaults of a caller: ``None`` (no proxy: no policy at all), ``"envoy"``, ``"istio"``, ``"linkerd"``."""
+    """Defaults of a caller: ``None`` (no proxy: no policy at all), ``"envoy"``, an Istio profile, ``"linkerd"``."""
     from ..core import resilience as r
 
-    if profile in ("envoy", "istio"):
+    if profile == "envoy" or is_istio(profile):
         p = r.profile(profile)
         return {"retry": p.retry if p.retry.retry_on and p.retry.num_retries else None,
                 "route_timeout": p.timeouts.route_timeout_ms, "breaker": p.breaker}
@@ -110,10 +111,26 @@ def _profile_defaults(profile: str | None) -> dict[str, Any]:
 def route_policy(service_spec: dict, profile: str | None) -> RoutePolicy:
     """The policy for calls to a service (``services.<name>``) from a caller with mesh ``profile``.
 
-    >>> p = route_policy({"timeout": None, "retries": None, "circuit_breaker": None,
-    ...                   "outlier_detection": None, "hedge_on_per_try_timeout": False}, "istio")
+    ``retries`` set in the scenario start from the profile's Istio default, as
+    Istio's ``ConvertPolicy`` starts from ``DefaultPolicy`` (Envoy and Linkerd
+    callers, which have none, start from the current Istio's): keys left out
+    keep it.  So ``retries: {attempts: 3}`` retries 503 under ``istio-1.20``
+    and not under ``istio``.  Retried statuses: ``retriable_status_codes`` if
+    given; else [503] if ``retry_on`` is given (meshsim's default for
+    ``retriable-status-codes``); else the default's (503 before Istio 1.24,
+    none after).
+
+    >>> spec = {"timeout": None, "retries": None, "circuit_breaker": None,
+    ...         "outlier_detection": None, "hedge_on_per_try_timeout": False}
+    >>> p = route_policy(spec, "istio")
     >>> p.retry.num_retries, p.timeouts.route_timeout_ms, p.simple
     (2, None, False)
+    >>> sorted(route_policy(spec, "istio-1.20").retry.retriable_status_codes), sorted(p.retry.retriable_status_codes)
+    ([503], [])
+    >>> sorted(route_policy({**spec, "retries": {"attempts": 3}}, "istio-1.20").retry.retriable_status_codes)
+    [503]
+    >>> sorted(route_policy({**spec, "retries": {"attempts": 3}}, "istio").retry.retriable_status_codes)
+    []
     >>> route_policy(dict.fromkeys(("timeout", "retries", "circuit_breaker", "outlier_detection")), None).simple
     True
     """
@@ -121,7 +138,7 @@ def route_policy(service_spec: dict, profile: str | None) -> RoutePolicy:
     retry = base["retry"]
     spec = service_spec.get("retries")
     if spec is not None:
-        istio = RetryPolicy.profile("istio")
+        istio = RetryPolicy.profile(profile if is_istio(profile) else "istio")  # type: ignore[arg-type]
         cur = retry or istio
         budget = spec.get("budget")
         base_ms = spec.get("backoff")
@@ -132,7 +149,7 @@ def route_policy(service_spec: dict, profile: str | None) -> RoutePolicy:
             base_interval_ms=max(1, round(base_ms)) if base_ms is not None else cur.base_interval_ms,
             max_interval_ms=max(1, round(spec["max_backoff"])) if spec.get("max_backoff") is not None else None,
             retriable_status_codes=frozenset(spec["retriable_status_codes"]) if spec.get("retriable_status_codes")
-            is not None else (cur.retriable_status_codes or frozenset({503})),
+            is not None else (frozenset({503}) if spec.get("retry_on") is not None else istio.retriable_status_codes),
             retry_previous_hosts=spec["previous_hosts"] if spec.get("previous_hosts") is not None
             else cur.retry_previous_hosts,
             host_selection_max_attempts=5 if (spec.get("previous_hosts") if spec.get("previous_hosts") is not None
@@ -168,7 +185,7 @@ def route_policy(service_spec: dict, profile: str | None) -> RoutePolicy:
             enforcing_consecutive_gateway_failure=od["enforcing_consecutive_gateway_failure"],
             interval_ms=od["interval"], base_ejection_time_ms=od["base_ejection_time"],
             max_ejection_time_ms=od.get("max_ejection_time"), max_ejection_percent=od["max_ejection_percent"],
-            enforcing_success_rate=sr if sr is not None else (0.0 if profile == "istio" else 100.0),
+            enforcing_success_rate=sr if sr is not None else (0.0 if is_istio(profile) else 100.0),
             success_rate_minimum_hosts=od["success_rate_minimum_hosts"],
             success_rate_request_volume=od["success_rate_request_volume"],
             failure_percentage_threshold=od["failure_percentage_threshold"],

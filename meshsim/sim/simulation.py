@@ -182,7 +182,9 @@ class Simulation:
         view = list(service.instances)
         rng = self.streams.generator(f"lb/{caller.name}/{service.name}")
         lb = service.spec["load_balancer"]
-        istio = caller.proxy is not None and self.scenario.spec["mesh"]["profile"] == "istio"
+        from ..core.resilience import is_istio
+
+        istio = caller.proxy is not None and is_istio(self.scenario.spec["mesh"]["profile"])  # any Istio version
         cls = BALANCERS[lb["policy"] or ("least_request" if istio else "round_robin")]
         options = balancer_options(lb)
         if istio and service.spec["outlier_detection"] is not None and lb["healthy_panic_threshold"] is None:

@@ -34,6 +34,7 @@ _WHERE: dict[str, str] = {
     "ClassroomWidget": "widget",
     "show": "widget",
     "Cluster": "harness",
+    "Transcript": "transcript",
     "check_safety": "harness",
 }
 
