@@ -70,8 +70,8 @@ __all__ = [
     "Ready",
     "RequestVote",
     "RequestVoteResponse",
-    "tick_election_timeout",
-    "uniform_election_timeout",
+    "TickElectionTimeout",
+    "UniformElectionTimeout",
 ]
 
 
@@ -481,28 +481,38 @@ class RaftConfig:
 ElectionTimeout = Callable[[float, float], float]
 
 
-def uniform_election_timeout(rng: np.random.Generator) -> ElectionTimeout:
-    """The default hook: uniform in [low, high) from ``rng`` (continuous timers).
+class UniformElectionTimeout:
+    """Uniform in [low, high) from ``rng``: continuous timers (what a node does without a hook).
 
-    >>> draw = uniform_election_timeout(np.random.default_rng(0))
+    >>> draw = UniformElectionTimeout(np.random.default_rng(0))
     >>> 150.0 <= draw(150.0, 300.0) < 300.0
     True
     """
-    return lambda low, high: float(rng.uniform(low, high))
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def __call__(self, low: float, high: float) -> float:
+        return float(self.rng.uniform(low, high))
 
 
-def tick_election_timeout(rng: np.random.Generator, tick_ms: float) -> ElectionTimeout:
+class TickElectionTimeout:
     """etcd-io/raft's ``resetRandomizedElectionTimeout`` on a logical clock: ``low`` plus a whole number of
-    ticks below ``high`` (etcd: electionTimeout + rand(electionTimeout) ticks).
+    ticks below ``high`` (etcd: electionTimeout + rand(electionTimeout) ticks).  An object, not a closure,
+    so that a copied or pickled node keeps drawing from its own copy of the generator.
 
-    >>> draw = tick_election_timeout(np.random.default_rng(0), 100.0)
+    >>> draw = TickElectionTimeout(np.random.default_rng(0), 100.0)
     >>> sorted({draw(1000.0, 2000.0) for _ in range(200)}) == [1000.0 + 100.0 * k for k in range(10)]
     True
     """
-    def draw(low: float, high: float) -> float:
-        k = int(round((high - low) / tick_ms))
-        return float(low) if k <= 1 else float(low + tick_ms * int(rng.integers(0, k)))
-    return draw
+
+    def __init__(self, rng: np.random.Generator, tick_ms: float):
+        self.rng = rng
+        self.tick_ms = tick_ms
+
+    def __call__(self, low: float, high: float) -> float:
+        k = int(round((high - low) / self.tick_ms))
+        return float(low) if k <= 1 else float(low + self.tick_ms * int(self.rng.integers(0, k)))
 
 
 class RaftNode:
@@ -512,15 +522,16 @@ class RaftNode:
 
     ``rng`` draws the node's randomness (heartbeat jitter with hashicorp's
     timers); ``election_timeout`` is the named hook that draws each randomized
-    election timeout (default :func:`uniform_election_timeout` of ``rng``; the
-    shell passes :func:`tick_election_timeout` to model etcd's logical clock)."""
+    election timeout (default: uniform from ``rng``, as
+    :class:`UniformElectionTimeout`; the shell passes a
+    :class:`TickElectionTimeout` to model etcd's logical clock)."""
 
     def __init__(self, node_id: NodeId, voters: tuple, config: RaftConfig, rng: np.random.Generator,
                  persisted: PersistentState | None = None, election_timeout: ElectionTimeout | None = None):
         self.id = node_id
         self.config = config
         self.rng = rng
-        self._draw_timeout = election_timeout or uniform_election_timeout(rng)
+        self._draw_timeout = election_timeout  # None: self.rng.uniform
         self._hashi = config.timers == "hashicorp"
         self._bootstrap = tuple(voters)
         ps = persisted or PersistentState()
@@ -742,7 +753,12 @@ class RaftNode:
 
     def _reset_election_timer(self, now: float) -> None:
         lo, hi = self.config.election_timeout_min_ms, self.config.election_timeout_max_ms
-        self._election_deadline = now + (lo if hi <= lo else self._draw_timeout(lo, hi))
+        if hi <= lo:
+            self._election_deadline = now + lo
+        elif self._draw_timeout is None:
+            self._election_deadline = now + float(self.rng.uniform(lo, hi))
+        else:
+            self._election_deadline = now + self._draw_timeout(lo, hi)
 
     def _heartbeat_interval(self) -> float:
         lo, hi = self.config.heartbeat_interval_ms, self.config.heartbeat_interval_max_ms

@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from ..core.raft import (LEADER, AppendEntries, AppendEntriesResponse, Entry, Message, PersistentState, RaftConfig,
-                         RaftNode, Ready, RequestVote, RequestVoteResponse, tick_election_timeout)
+                         RaftNode, Ready, RequestVote, RequestVoteResponse, TickElectionTimeout)
 from ..distributions import Constant, Distribution, Exponential, from_spec
 from ..rng import RandomStreams, Uniforms
 from ..sim.kernel import Kernel, Timer
@@ -205,7 +205,7 @@ class RaftServer:
             return
         c = self.cluster
         rng: Any = c.streams.generator(f"{c.name}/{self.name}/node{self.starts}")
-        hook = tick_election_timeout(rng, self.tick) if self.tick else None
+        hook = TickElectionTimeout(rng, self.tick) if self.tick else None
         self.node = RaftNode(self.name, c.voters, c.config, Uniforms(rng), persisted=self.persisted,
                              election_timeout=hook)
         self._disk_free = self._out_tail = -_INF
