@@ -14,8 +14,11 @@ commit rule, a no-op entry on election, ReadIndex (concurrent reads batched
 into one round) and lease reads (thesis §6.4: followers keep their promise
 from when they last heard a leader, and the leader's lease is shorter by a
 clock-drift bound, see :class:`RaftConfig`), single-server membership
-changes (thesis ch. 4).  Not implemented: log
-compaction/snapshots, leadership transfer, non-voting members.
+changes (thesis ch. 4), log compaction with snapshots and InstallSnapshot
+(thesis ch. 5, as hashicorp/raft does it: the shell calls :meth:`RaftNode.compact`
+with its state machine's snapshot; ``trailing_logs`` entries stay so that slow
+followers can still be caught up from the log; a follower behind the log gets
+the snapshot).  Not implemented: leadership transfer, non-voting members.
 
 A single-server cluster elects itself on its first timeout and commits at once:
 
@@ -57,6 +60,8 @@ __all__ = [
     "CANDIDATE",
     "ElectionTimeout",
     "Entry",
+    "InstallSnapshot",
+    "Snapshot",
     "FOLLOWER",
     "LEADER",
     "Message",
@@ -158,7 +163,33 @@ class AppendEntriesResponse:
     round: int = 0
 
 
-Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse]
+@dataclass(slots=True, unsafe_hash=True)
+class Snapshot:
+    """A state machine snapshot: everything up to ``index`` (of ``term``), the voters in effect there, and
+    the shell's ``data`` (e.g. a copy of the catalog)."""
+
+    index: int
+    term: int
+    voters: tuple
+    data: Any = None
+
+
+@dataclass(slots=True, unsafe_hash=True)
+class InstallSnapshot:
+    """The leader's snapshot for a follower whose next entry the leader has compacted away; answered with
+    an :class:`AppendEntriesResponse` (``match_index`` = the snapshot's index)."""
+
+    term: int
+    leader: NodeId
+    snapshot: Snapshot
+    round: int = 0
+
+    @property
+    def src(self) -> NodeId:
+        return self.leader
+
+
+Message = Union[RequestVote, RequestVoteResponse, AppendEntries, AppendEntriesResponse, InstallSnapshot]
 
 
 class LogPrefix(Sequence):
@@ -211,11 +242,16 @@ class LogPrefix(Sequence):
 
 @dataclass(frozen=True)
 class PersistentState:
-    """What survives a crash: current term, vote in that term, and the log (a tuple or a :class:`LogPrefix`)."""
+    """What survives a crash: current term, vote in that term, the latest snapshot, and the log (a tuple or a
+    :class:`LogPrefix`) after the compacted prefix, whose last entry is ``log_start`` = (index, term)."""
 
     term: int = 0
     voted_for: NodeId | None = None
     log: Sequence[Entry] = ()
+    snapshot: Snapshot | None = None
+    log_start: tuple[int, int] = (0, 0)
+    #: the voters in effect at ``log_start`` (None: the bootstrap voters)
+    log_start_voters: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -235,7 +271,10 @@ class Ready:
     messages: list[tuple[NodeId, Message]] = field(default_factory=list)
     #: term, vote or log changed: write ``node.persistent_state()`` first
     persist: bool = False
-    #: newly committed entries, in index order (after a restart, again from index 1)
+    #: a snapshot to restore the state machine from, before applying ``committed`` (after a restart, or
+    #: one the leader installed)
+    snapshot: Snapshot | None = None
+    #: newly committed entries, in index order (after a restart, again from the snapshot or index 1)
     committed: list[Entry] = field(default_factory=list)
     #: confirmed reads
     reads: list[ReadState] = field(default_factory=list)
@@ -278,7 +317,8 @@ def _etcd() -> dict:
                 pre_vote=True, check_quorum=True, lease_reads=False, max_entries_per_append=64)
 
 
-def _hashicorp(raft_multiplier: int, pre_vote: bool) -> dict:
+def _hashicorp(raft_multiplier: int, pre_vote: bool, snapshot_threshold: int = 8192,
+               snapshot_interval_ms: float = 120_000.0) -> dict:
     # hashicorp/raft's DefaultConfig (config.go): HeartbeatTimeout 1000 ms,
     # ElectionTimeout 1000 ms, LeaderLeaseTimeout 500 ms, MaxAppendEntries 64;
     # Consul's raft_multiplier scales the three durations (Consul's
@@ -300,18 +340,23 @@ def _hashicorp(raft_multiplier: int, pre_vote: bool) -> dict:
     return dict(timers="hashicorp", heartbeat_interval_ms=100.0 * m, heartbeat_interval_max_ms=200.0 * m,
                 election_timeout_min_ms=1000.0 * m, election_timeout_max_ms=2000.0 * m, leader_lease_ms=500.0 * m,
                 pre_vote=pre_vote, check_quorum=True, lease_reads=False, max_entries_per_append=64,
-                commit_timeout_ms=50.0)
+                commit_timeout_ms=50.0, snapshot_threshold=snapshot_threshold,
+                snapshot_interval_ms=snapshot_interval_ms, trailing_logs=10240)
 
 
 def _consul(raft_multiplier: int = 5) -> dict:
     # Current Consul (1.19 and later) builds on hashicorp/raft 1.7, whose
     # candidates run a pre-vote round first (on by default since v1.7.0).
-    return _hashicorp(raft_multiplier, pre_vote=True)
+    # Consul's own snapshot defaults (agent/consul/config.go DefaultConfig:
+    # raft_snapshot_threshold 16384, raft_snapshot_interval 30 s; trailing
+    # logs 10240 as the library's).
+    return _hashicorp(raft_multiplier, pre_vote=True, snapshot_threshold=16384, snapshot_interval_ms=30_000.0)
 
 
 def _hashicorp_1_1(raft_multiplier: int = 1) -> dict:
     # hashicorp/raft 1.1.x (the version measured in data/hashicorp): no
-    # pre-vote.  Multiplier 1 = the library's DefaultConfig.
+    # pre-vote.  Multiplier 1 = the library's DefaultConfig (snapshots: every
+    # 8192 entries, checked every randomTimeout(120 s), 10240 trailing logs).
     return _hashicorp(raft_multiplier, pre_vote=False)
 
 
@@ -341,7 +386,11 @@ class RaftConfig:
     check-quorum window: a leader that has not heard from a majority within it
     steps down.  The leader's heartbeat interval is ``heartbeat_interval_ms``,
     or uniform in [``heartbeat_interval_ms``, ``heartbeat_interval_max_ms``)
-    when the latter is set.  ``commit_timeout_ms`` (hashicorp/raft's
+    when the latter is set.  Log compaction (``snapshot_threshold`` entries
+    since the last snapshot, checked every ``snapshot_interval_ms`` by the
+    shell, keeping ``trailing_logs``; hashicorp/raft's SnapshotThreshold,
+    SnapshotInterval, TrailingLogs) is off when the threshold is None.
+    ``commit_timeout_ms`` (hashicorp/raft's
     CommitTimeout; None = off) adds a second, independent stream of rounds
     every U[CT, 2CT): the idle replication loop's AppendEntries.
 
@@ -398,6 +447,9 @@ class RaftConfig:
     timers: str = "etcd"
     heartbeat_interval_max_ms: float | None = None
     commit_timeout_ms: float | None = None
+    snapshot_threshold: int | None = None
+    trailing_logs: int = 10240
+    snapshot_interval_ms: float = 120_000.0
 
     def __post_init__(self):
         hb, lo, hi = self.heartbeat_interval_ms, self.election_timeout_min_ms, self.election_timeout_max_ms
@@ -409,6 +461,12 @@ class RaftConfig:
         if hb_max is not None and not hb <= hb_max < lo:
             raise ValueError(f"heartbeat_interval_max_ms ({hb_max}) must be in [heartbeat_interval_ms={hb}, "
                              f"election_timeout_min_ms={lo})")
+        if self.snapshot_threshold is not None and self.snapshot_threshold < 1:
+            raise ValueError(f"snapshot_threshold must be at least 1 (or None: never), got {self.snapshot_threshold}")
+        if self.trailing_logs < 0:
+            raise ValueError(f"trailing_logs must be >= 0, got {self.trailing_logs}")
+        if not self.snapshot_interval_ms > 0:
+            raise ValueError(f"snapshot_interval_ms must be positive, got {self.snapshot_interval_ms}")
         if self.commit_timeout_ms is not None and not self.commit_timeout_ms > 0:
             raise ValueError(f"commit_timeout_ms must be positive (or None), got {self.commit_timeout_ms}")
         if self.timers == "hashicorp" and self.lease_reads:
@@ -535,20 +593,27 @@ class RaftNode:
         self._hashi = config.timers == "hashicorp"
         self._bootstrap = tuple(voters)
         ps = persisted or PersistentState()
-        for i, e in enumerate(ps.log, start=1):
+        self._offset, self._offset_term = ps.log_start  # the last compacted entry (0, 0: none)
+        for i, e in enumerate(ps.log, start=self._offset + 1):
             if e.index != i:
-                raise ValueError(f"persisted log is not contiguous from index 1 (entry {i} has index {e.index})")
+                raise ValueError(f"persisted log is not contiguous from index {self._offset + 1} "
+                                 f"(entry {i} has index {e.index})")
+        self._snapshot: Snapshot | None = ps.snapshot
+        self._offset_voters = tuple(ps.log_start_voters) if ps.log_start_voters is not None else self._bootstrap
+        if (self._snapshot is None) != (self._offset == 0) or (
+                self._snapshot is not None and not self._offset <= self._snapshot.index <= self._offset + len(ps.log)):
+            raise ValueError("a compacted log needs the snapshot that covers it")
         self._term = ps.term
         self._voted_for = ps.voted_for
         self._log: list[Entry] = list(ps.log)
         # volatile
         self._role = FOLLOWER
         self._leader: NodeId | None = None
-        self._commit = 0
-        self._applied = 0
+        self._commit = self._applied = self._snapshot.index if self._snapshot is not None else 0
+        self._restore_pending = self._snapshot is not None  # the shell restores it from the first Ready
         self._config_index = 0
         self._voters = self._bootstrap
-        self._reload_config(len(self._log))
+        self._reload_config(self.last_index)
         self._election_deadline: float | None = None
         self._heartbeat_deadline: float | None = None
         self._last_heard = -_INF
@@ -590,11 +655,22 @@ class RaftNode:
 
     @property
     def log(self) -> list[Entry]:
+        """The entries still in the log (after the compacted prefix: see :attr:`first_index`)."""
         return list(self._log)
 
     @property
+    def first_index(self) -> int:
+        """Index of the first entry still in the log (1 until a compaction)."""
+        return self._offset + 1
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The latest snapshot (None before the first compaction)."""
+        return self._snapshot
+
+    @property
     def last_index(self) -> int:
-        return len(self._log)
+        return self._offset + len(self._log)
 
     @property
     def commit_index(self) -> int:
@@ -610,7 +686,8 @@ class RaftNode:
 
     def persistent_state(self) -> PersistentState:
         """A copy of the state the shell must keep durable."""
-        return PersistentState(self._term, self._voted_for, LogPrefix(self._log, len(self._log)))
+        return PersistentState(self._term, self._voted_for, LogPrefix(self._log, len(self._log)), self._snapshot,
+                               (self._offset, self._offset_term), self._offset_voters if self._offset else None)
 
     def lease_valid(self, now: float) -> bool:
         """True when this leader may answer reads locally (lease_reads only)."""
@@ -710,6 +787,34 @@ class RaftNode:
             self._check_reads(now)
         return self._finish(now)
 
+    def should_snapshot(self) -> bool:
+        """hashicorp/raft's shouldSnapshot: at least ``snapshot_threshold`` entries applied since the last
+        snapshot (the shell asks every ``snapshot_interval_ms`` and then calls :meth:`compact`)."""
+        t = self.config.snapshot_threshold
+        last = self._snapshot.index if self._snapshot is not None else 0
+        return t is not None and self._applied - last >= t
+
+    def compact(self, data: Any, now: float) -> Ready:
+        """Take a snapshot at the applied index with the state machine's ``data`` and drop the log up to
+        ``trailing_logs`` entries before it (hashicorp/raft's takeSnapshot and compactLogs).
+
+        >>> import numpy as np
+        >>> n = RaftNode(1, (1,), RaftConfig.profile("paper", trailing_logs=1), np.random.default_rng(0))
+        >>> _ = n.on_timer(n.start(0.0).election_deadline)
+        >>> for x in "abc":
+        ...     _ = n.propose(x, 400.0)
+        >>> r = n.compact(data="state after c", now=500.0)
+        >>> n.snapshot.index, n.first_index, [e.data for e in n.log], r.persist
+        (4, 4, ['c'], True)
+        """
+        self._begin()
+        i = self._applied
+        if i > (self._snapshot.index if self._snapshot is not None else 0):
+            self._snapshot = Snapshot(i, self._term_at(i), self._config_voters(i), data)
+            self._truncate_prefix(max(self._offset, i - self.config.trailing_logs))
+            self._ready.persist = True
+        return self._finish(now)
+
     def add_server(self, node_id: NodeId, now: float) -> Ready:
         """Append a config entry adding ``node_id`` as a voter (leader only)."""
         return self._change_config(node_id, now, add=True)
@@ -727,6 +832,9 @@ class RaftNode:
     # ------------------------------------------------------------ plumbing
     def _begin(self) -> None:
         self._ready = Ready()
+        if self._restore_pending:
+            self._restore_pending = False
+            self._ready.snapshot = self._snapshot
 
     def _finish(self, now: float) -> Ready:
         r = self._ready
@@ -769,14 +877,38 @@ class RaftNode:
         return float(self.rng.uniform(ct, 2.0 * ct))
 
     def _term_at(self, index: int) -> int | None:
-        if index == 0:
-            return 0
-        if 0 < index <= len(self._log):
-            return self._log[index - 1].term
+        """The term of entry ``index``, None if it is beyond the log or compacted away."""
+        k = index - self._offset
+        if 0 < k <= len(self._log):
+            return self._log[k - 1].term
+        if k == 0:
+            return self._offset_term  # (index 0: term 0)
+        if self._snapshot is not None and index == self._snapshot.index:
+            return self._snapshot.term
         return None
 
+    def _entry(self, index: int) -> Entry:
+        return self._log[index - self._offset - 1]
+
     def _last_term(self) -> int:
-        return self._log[-1].term if self._log else 0
+        return self._log[-1].term if self._log else self._offset_term
+
+    def _truncate_prefix(self, upto: int) -> None:
+        """Drop the entries up to ``upto`` (a new list: persisted prefixes share the old one)."""
+        if upto > self._offset:
+            self._offset_voters = self._config_voters(upto)
+            self._offset_term = self._term_at(upto)
+            self._log = self._log[upto - self._offset:]
+            self._offset = upto
+
+    def _config_voters(self, index: int) -> tuple:
+        """The voters in effect at ``index`` (the latest config entry at or below it)."""
+        i = self._config_at_or_below(index)
+        return tuple(self._entry(i).data) if i > self._offset else self._base_voters()
+
+    def _base_voters(self) -> tuple:
+        """The voters in effect where the log starts (the bootstrap ones before any compaction)."""
+        return self._offset_voters
 
     def _committed_in_term(self) -> bool:
         return self._term_at(self._commit) == self._term
@@ -791,18 +923,20 @@ class RaftNode:
 
     # ------------------------------------------------------------ config
     def _config_at_or_below(self, upto: int) -> int:
-        i = min(upto, len(self._log))
-        while i > 0 and self._log[i - 1].kind != "config":
+        """Index of the latest config entry at or below ``upto`` still in the log, else the log's start."""
+        i = min(upto, self.last_index)
+        while i > self._offset and self._entry(i).kind != "config":
             i -= 1
         return i
 
     def _reload_config(self, upto: int) -> None:
-        """Latest config entry at or below ``upto`` (else the bootstrap voters)."""
+        """Latest config entry at or below ``upto`` (else the voters in effect where the log starts: the
+        bootstrap ones, or those kept at compaction; hashicorp/raft's snapshot carries its configuration)."""
         i = self._config_at_or_below(upto)
-        self._config_index = i
-        self._voters = tuple(self._log[i - 1].data) if i else self._bootstrap
-        j = self._config_at_or_below(i - 1) if i else 0
-        self._prev_voters = tuple(self._log[j - 1].data) if j else self._bootstrap
+        self._config_index = i if i > self._offset else 0
+        self._voters = tuple(self._entry(i).data) if i > self._offset else self._base_voters()
+        j = self._config_at_or_below(i - 1) if i > self._offset else self._offset
+        self._prev_voters = tuple(self._entry(j).data) if j > self._offset else self._base_voters()
         if self._role == LEADER:
             for p in self._voters:
                 if p != self.id and p not in self._next:
@@ -855,8 +989,13 @@ class RaftNode:
 
     def _send_append(self, p: NodeId) -> None:
         nxt = self._next.get(p, self.last_index + 1)
+        if nxt <= self._offset:  # what the follower needs next is compacted away: send the snapshot
+            self._send(p, InstallSnapshot(self._term, self.id, self._snapshot, self._round))
+            self._next[p] = self._snapshot.index + 1
+            return
         prev = nxt - 1
-        entries = tuple(self._log[prev:prev + self.config.max_entries_per_append])
+        k = prev - self._offset
+        entries = tuple(self._log[k:k + self.config.max_entries_per_append])
         self._send(p, AppendEntries(self._term, self.id, prev, self._term_at(prev), entries, self._commit, self._round))
         if entries:
             self._next[p] = entries[-1].index + 1  # optimistic: rejections rewind it
@@ -1021,12 +1160,13 @@ class RaftNode:
                     msg.granted or (self._hashi and msg.term == self._term + 1)):
                 pass  # a pre-vote answer may carry the term we asked about
             else:
-                self._become_follower(msg.term, msg.leader if isinstance(msg, AppendEntries) else None, now)
+                self._become_follower(msg.term, msg.leader if isinstance(msg, (AppendEntries, InstallSnapshot))
+                                      else None, now)
         elif msg.term < self._term:
-            if isinstance(msg, AppendEntries):  # tell the stale leader about the newer term
-                self._send(msg.leader, AppendEntriesResponse(self._term, self.id, False, reject_index=msg.prev_index,
-                                                             conflict_index=0, last_index=self.last_index,
-                                                             round=msg.round))
+            if isinstance(msg, (AppendEntries, InstallSnapshot)):  # tell the stale leader about the newer term
+                self._send(msg.leader, AppendEntriesResponse(
+                    self._term, self.id, False, reject_index=msg.prev_index if isinstance(msg, AppendEntries) else 0,
+                    conflict_index=0, last_index=self.last_index, round=msg.round))
             elif isinstance(msg, RequestVote):
                 self._send(msg.candidate, RequestVoteResponse(self._term, self.id, False, msg.pre_vote))
             return
@@ -1038,6 +1178,8 @@ class RaftNode:
             self._handle_vote(msg, now)
         elif isinstance(msg, RequestVoteResponse):
             self._handle_vote_response(msg, now)
+        elif isinstance(msg, InstallSnapshot):
+            self._handle_snapshot(msg, now)
         else:
             raise TypeError(f"not a Raft message: {msg!r}")
 
@@ -1122,13 +1264,19 @@ class RaftNode:
         if not self._hashi:
             self._last_heard = now
             self._reset_election_timer(now)
+        if msg.prev_index < self._offset:
+            # it starts inside our compacted prefix, which is committed and so the same as the leader's
+            # (etcd answers such an append with its commit index)
+            skip = [e for e in msg.entries if e.index > self._offset]
+            msg = AppendEntries(msg.term, msg.leader, self._offset, self._offset_term, tuple(skip), msg.commit,
+                                msg.round)
         here = self._term_at(msg.prev_index)
         if here is None or here != msg.prev_term:
             if here is None:
                 cterm, cindex = None, self.last_index + 1
             else:
                 cterm, cindex = here, msg.prev_index
-                while cindex > 1 and self._log[cindex - 2].term == cterm:
+                while cindex - 1 > self._offset and self._entry(cindex - 1).term == cterm:
                     cindex -= 1
             self._send(msg.leader, AppendEntriesResponse(self._term, self.id, False, reject_index=msg.prev_index,
                                                          conflict_term=cterm, conflict_index=cindex,
@@ -1141,7 +1289,7 @@ class RaftNode:
             if mine is not None:  # conflict: drop our suffix from here
                 if e.index <= self._commit:
                     raise RuntimeError(f"{self.id!r} asked to overwrite committed entry {e.index}")
-                self._log = self._log[:e.index - 1]  # a new list: persisted prefixes share the old one
+                self._log = self._log[:e.index - 1 - self._offset]  # a new list: persisted prefixes share the old one
                 if self._config_index >= e.index:
                     self._reload_config(e.index - 1)
             self._log.extend(msg.entries[k:])
@@ -1157,6 +1305,32 @@ class RaftNode:
         if self._hashi:
             self._last_heard = now  # hashicorp/raft: only a successful AppendEntries is contact
         self._send(msg.leader, AppendEntriesResponse(self._term, self.id, True, match_index=match,
+                                                     last_index=self.last_index, round=msg.round))
+
+    def _handle_snapshot(self, msg: InstallSnapshot, now: float) -> None:
+        """hashicorp/raft's installSnapshot: take the leader's snapshot as the new base of the log, keeping
+        the entries after it if they agree with it; answered like an append that matched up to it."""
+        if self._role == LEADER:
+            raise RuntimeError(f"two leaders in term {self._term}: {self.id!r} and {msg.leader!r}")
+        if self._role != FOLLOWER:
+            self._become_follower(self._term, msg.leader, now)
+        self._leader = msg.leader
+        if not self._hashi:
+            self._reset_election_timer(now)
+        snap = msg.snapshot
+        if snap.index > self._commit:
+            if self._term_at(snap.index) == snap.term and snap.index <= self.last_index:
+                self._log = self._log[snap.index - self._offset:]  # keep the agreeing suffix
+            else:
+                self._log = []
+            self._offset, self._offset_term, self._offset_voters = snap.index, snap.term, tuple(snap.voters)
+            self._snapshot = snap
+            self._commit = self._applied = snap.index
+            self._ready.snapshot = snap
+            self._ready.persist = True
+            self._reload_config(self.last_index)
+        self._last_heard = now
+        self._send(msg.leader, AppendEntriesResponse(self._term, self.id, True, match_index=snap.index,
                                                      last_index=self.last_index, round=msg.round))
 
     def _handle_append_response(self, msg: AppendEntriesResponse, now: float) -> None:
@@ -1182,8 +1356,8 @@ class RaftNode:
                 nxt = msg.conflict_index
             else:
                 nxt = msg.conflict_index
-                for i in range(min(msg.reject_index, self.last_index), 0, -1):
-                    t = self._log[i - 1].term
+                for i in range(min(msg.reject_index, self.last_index), self._offset, -1):
+                    t = self._entry(i).term
                     if t == msg.conflict_term:
                         nxt = i + 1
                         break
@@ -1196,5 +1370,5 @@ class RaftNode:
 
     def _apply(self) -> None:
         if self._commit > self._applied:
-            self._ready.committed.extend(self._log[self._applied:self._commit])
+            self._ready.committed.extend(self._log[self._applied - self._offset:self._commit - self._offset])
             self._applied = self._commit

@@ -66,6 +66,9 @@ class Snapshot:
     leader: Any
     commit: int
     log: tuple[Entry, ...]
+    #: index of ``log[0]`` and the term of the entry before it (log compaction moves them)
+    first: int = 1
+    start_term: int = 0
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class Cluster:
     dropped: int = 0
     #: server id -> RaftNode subclass to run there (e.g. a deliberately broken node); default RaftNode
     node_classes: dict | None = None
+    #: each node's state machine: the entries it applied, in order (restored from snapshots)
+    fsm: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.ids is None:
@@ -134,6 +139,7 @@ class Cluster:
         self.max_committed = 0
         for i in self.ids:
             self.disk[i] = PersistentState()
+            self.fsm[i] = []
             self.nodes[i] = self._make(i)
 
     # ------------------------------------------------------------ nodes
@@ -153,6 +159,7 @@ class Cluster:
         self.ids = self.ids + (nid,)
         self._incarnation[nid] = 0
         self._next_apply[nid] = 1
+        self.fsm[nid] = []
         self.disk[nid] = PersistentState()
         self.nodes[nid] = self._make(nid)
         self._handle(nid, "start", self.nodes[nid].start(self.now))
@@ -175,6 +182,7 @@ class Cluster:
             self.crash(nid)
         self._incarnation[nid] += 1
         self._next_apply[nid] = 1
+        self.fsm[nid] = []  # volatile: rebuilt from the snapshot and the log
         self.nodes[nid] = self._make(nid)
         self._handle(nid, "restart", self.nodes[nid].start(self.now))
         return self.nodes[nid]
@@ -340,9 +348,13 @@ class Cluster:
             else:
                 self.dropped += 1
         self._deadline[nid] = ready.next_deadline
+        if ready.snapshot is not None:  # restore the state machine from it
+            self.fsm[nid] = list(ready.snapshot.data)
+            self._next_apply[nid] = ready.snapshot.index + 1
         for e in ready.committed:
             assert e.index == self._next_apply[nid], f"node {nid} applied {e.index}, expected {self._next_apply[nid]}"
             self._next_apply[nid] += 1
+            self.fsm[nid].append(e)
             self.commits.append(Commit(self._step, nid, self._incarnation[nid], node.term, e))
             self.max_committed = max(self.max_committed, e.index)
         for rs in ready.reads:
@@ -352,7 +364,12 @@ class Cluster:
         if ready.rejected:
             self.rejections.append((nid, call, ready.rejected))
         self.history.append(Snapshot(self._step, self.now, nid, call, node.role, node.term, node.leader_id,
-                                     node.commit_index, tuple(node._log)))
+                                     node.commit_index, tuple(node._log), node.first_index,
+                                     node._term_at(node.first_index - 1) or 0))
+        if call != "compact" and ready.committed and node.should_snapshot():
+            # the shell's snapshot: the state machine is the applied entries (hashicorp/raft checks every
+            # SnapshotInterval; the harness checks after every apply)
+            self._handle(nid, "compact", node.compact(tuple(self.fsm[nid]), self.now))
         return ready
 
 
@@ -369,16 +386,21 @@ def check_election_safety(history: list[Snapshot]) -> None:
 
 
 def check_leader_append_only(history: list[Snapshot]) -> None:
-    """A leader never overwrites or deletes entries in its own log during its term."""
-    last: dict[tuple, tuple] = {}
+    """A leader never overwrites or deletes entries in its own log during its term (compaction drops a
+    prefix, which is committed: only the entries both snapshots still hold are compared)."""
+    last: dict[tuple, Snapshot] = {}
     for s in history:
         if s.role != LEADER:
             continue
         key = (s.node, s.term)
         prev = last.get(key)
         if prev is not None:
-            assert s.log[:len(prev)] == prev, f"leader {s.node} rewrote its log in term {s.term} (step {s.step})"
-        last[key] = s.log
+            prev_last, cur_last = prev.first + len(prev.log) - 1, s.first + len(s.log) - 1
+            lo = max(prev.first, s.first)
+            assert cur_last >= prev_last and all(
+                prev.log[i - prev.first] == s.log[i - s.first] for i in range(lo, prev_last + 1)), (
+                f"leader {s.node} rewrote its log in term {s.term} (step {s.step})")
+        last[key] = s
 
 
 def check_log_matching(history: list[Snapshot]) -> None:
@@ -396,8 +418,8 @@ def check_log_matching(history: list[Snapshot]) -> None:
             k += 1
         for j in range(k, len(s.log)):
             e = s.log[j]
-            assert e.index == j + 1, f"node {s.node} log index gap at {j + 1} (step {s.step})"
-            sig = (e.kind, e.data, s.log[j - 1].term if j else 0)
+            assert e.index == j + s.first, f"node {s.node} log index gap at {j + s.first} (step {s.step})"
+            sig = (e.kind, e.data, s.log[j - 1].term if j else s.start_term)
             got = known.setdefault((e.index, e.term), sig)
             assert got == sig, f"log matching violated at index {e.index} term {e.term} on {s.node} (step {s.step})"
         prev_log[s.node] = s.log
@@ -425,8 +447,8 @@ def check_leader_completeness(history: list[Snapshot], commits: list[Commit]) ->
             continue  # append-only makes the first snapshot of a leadership enough
         checked.add((s.node, s.term))
         for i, e in entries.items():
-            if by_term[i] < s.term:
-                assert len(s.log) >= i and s.log[i - 1] == e, (
+            if by_term[i] < s.term and i >= s.first:  # below s.first: in the leader's snapshot
+                assert s.first + len(s.log) > i and s.log[i - s.first] == e, (
                     f"leader {s.node} of term {s.term} lacks committed entry {e} (step {s.step})")
 
 
@@ -439,6 +461,15 @@ def check_reads(cluster: Cluster) -> None:
                 f"already committed when it was asked")
 
 
+def check_state_machines(cluster: Cluster) -> None:
+    """Every node's state machine (applied entries, snapshots included) is a prefix of one committed log."""
+    entries = committed_entries(cluster.commits)
+    for nid, applied in cluster.fsm.items():
+        for k, e in enumerate(applied, start=1):
+            assert e.index == k, f"node {nid}'s state machine has entry {e.index} at position {k}"
+            assert entries.get(k, e) == e, f"node {nid}'s state machine holds {e}, others committed {entries[k]}"
+
+
 def check_safety(cluster: Cluster) -> None:
     """All five Raft safety properties plus read linearizability, over the whole history."""
     check_election_safety(cluster.history)
@@ -446,4 +477,5 @@ def check_safety(cluster: Cluster) -> None:
     check_log_matching(cluster.history)
     committed_entries(cluster.commits)
     check_leader_completeness(cluster.history, cluster.commits)
+    check_state_machines(cluster)
     check_reads(cluster)
