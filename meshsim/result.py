@@ -1,6 +1,8 @@
 """What a run gives back: pandas DataFrames and a summary dict.
 
-Tables (full mode; built on first access, from the recorder's columns):
+A Result holds the run's :class:`~meshsim.run_record.RunRecord` (``.record``: plain
+data, no Simulation), its summary and the tables, built on first access from the
+record's columns (full mode):
 
 - ``requests``: one row per request: ``request, workload, arrival_ms, end_ms,
   latency_ms, status``.
@@ -12,14 +14,14 @@ Tables (full mode; built on first access, from the recorder's columns):
 
 ``summary`` holds requests, completed, failed (and by reason), throughput,
 latency statistics with a batch-means 95% confidence interval for the mean,
-and a per-service breakdown.  Requests that arrive before ``metrics.warmup``
-are left out of the summary (not of the tables).
+and a per-service breakdown (:func:`meshsim.run_summary.summarise`).  Requests
+that arrive before ``metrics.warmup`` are left out of the summary (not of the
+tables).  A Result pickles (without its built tables).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,66 +30,31 @@ import numpy as np
 if TYPE_CHECKING:  # pandas is imported when a table is first asked for: faster start-up
     import pandas as pd
 
-from .stats import auto_batch_means_ci
+from .run_record import ComponentRecord, RunRecord
+from .run_summary import instance_rows, service_of_instance, summarise
 from .units import format_duration
-
-QUANTILES = {"p50": 50, "p90": 90, "p99": 99, "p999": 99.9}
-
-
-def _lat_stats(x: np.ndarray) -> dict[str, float]:
-    if x.size == 0:
-        return {"mean": math.nan, **{k: math.nan for k in QUANTILES}, "max": math.nan}
-    qs = np.percentile(x, list(QUANTILES.values()))
-    out = {"mean": float(x.mean(dtype=np.float64))}
-    out.update({k: float(v) for k, v in zip(QUANTILES, qs)})
-    out["max"] = float(x.max())
-    return out
-
-
-def _hist_stats(h: Any) -> dict[str, float]:
-    if h.count == 0:
-        return {"mean": math.nan, **{k: math.nan for k in QUANTILES}, "max": math.nan}
-    out = {"mean": h.mean}
-    out.update({k: h.quantile(q / 100.0) for k, q in QUANTILES.items()})
-    out["max"] = h.max
-    return out
-
-
-def _ci_from_means(means: list[float], max_batches: int) -> tuple[float, float]:
-    """95% interval from streaming mode's equal-size fine batch means (the recorder keeps
-    ``FINE_BATCHES * max_batches`` of them): they are treated as the values of
-    :func:`~meshsim.stats.auto_batch_means_ci`, which merges them into fewer, longer batches."""
-    ci = auto_batch_means_ci(np.asarray(means, dtype=float), max_batches)
-    return ci.low, ci.high
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    return obj
 
 
 class Result:
     """The outcome of one run.  Build one with :func:`meshsim.run`."""
 
-    def __init__(self, sim: Any):
-        from .sim.recorder import STATUS
-
-        self.scenario = sim.scenario
-        self.seed: int = sim.seed
-        self._sim = sim
-        self._status_names = list(STATUS)
-        self.streaming: bool = sim.recorder.streaming
+    def __init__(self, source: RunRecord | Any):
+        """``source``: a :class:`~meshsim.run_record.RunRecord`, or a Simulation that has run (its
+        :meth:`~meshsim.sim.simulation.Simulation.record` is taken; the Result keeps no reference to it)."""
+        record = source if isinstance(source, RunRecord) else source.record()
+        #: the run as plain data: columns, name tables, time marks, counters, components' tables
+        self.record: RunRecord = record
+        self.scenario = record.scenario
+        self.seed: int = record.seed
+        self._status_names = record.status_names
+        self.streaming: bool = record.streaming
         self._cache: dict[str, pd.DataFrame] = {}
-        self.summary: dict[str, Any] = self._summarise()
+        self.summary: dict[str, Any] = summarise(record)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = {}  # tables are rebuilt from the record on demand
+        return state
 
     # -- tables -------------------------------------------------------------------
     def _status_cat(self, codes: np.ndarray) -> pd.Categorical:
@@ -108,8 +75,8 @@ class Result:
         if "requests" not in self._cache:
             import pandas as pd
 
-            c = self._sim.recorder.columns("r_")
-            names = list(self.scenario.workloads)
+            c = self.record.requests
+            names = self.record.workloads
             self._cache["requests"] = pd.DataFrame(
                 {
                     "workload": pd.Categorical.from_codes(c["workload"].astype(np.int16), categories=names),
@@ -128,14 +95,15 @@ class Result:
         if "spans" not in self._cache:
             import pandas as pd
 
-            sim = self._sim
-            c = sim.recorder.span_rows()
+            rec = self.record
+            c = rec.span_rows
             inst = c["inst"]
-            services = list(sim.services)
-            svc_of_inst = np.array([services.index(i.service.name) for i in sim.instances], dtype=np.int16)
-            hosts = sorted({i.host for i in sim.instances})
-            host_of_inst = np.array([hosts.index(i.host) for i in sim.instances], dtype=np.int32)
-            ep_names = [f"{e.service}.{e.name}" for e in sim.endpoints]
+            services = rec.services
+            svc_of_inst = service_of_instance(rec)
+            inst_hosts = rec.instances["host"]
+            hosts = sorted(set(inst_hosts))
+            host_of_inst = np.array([hosts.index(h) for h in inst_hosts], dtype=np.int32)
+            ep_names = rec.endpoints
             cat = pd.Categorical.from_codes
             send = c["send"]
             network, queue = c["network"].astype(np.float64), c["queue"].astype(np.float64)
@@ -151,7 +119,7 @@ class Result:
                     "request": c["req"],
                     "service": cat(svc_of_inst[inst] if len(inst) else np.empty(0, np.int16), categories=services),
                     "endpoint": cat(c["ep"].astype(np.int32), categories=ep_names),
-                    "instance": cat(inst, categories=[i.name for i in sim.instances]),
+                    "instance": cat(inst, categories=rec.instances["name"]),
                     "host": cat(host_of_inst[inst] if len(inst) else np.empty(0, np.int32), categories=hosts),
                     "send_ms": send,
                     "arrive_ms": arrive,
@@ -173,11 +141,11 @@ class Result:
         if "timeseries" not in self._cache:
             import pandas as pd
 
-            sim = self._sim
-            c = sim.recorder.columns("t_")
-            names = [i.name for i in sim.instances]
-            services = list(sim.services)
-            svc_of_inst = np.array([services.index(i.service.name) for i in sim.instances], dtype=np.int16)
+            rec = self.record
+            c = rec.samples
+            names = rec.instances["name"]
+            services = rec.services
+            svc_of_inst = service_of_instance(rec)
             inst = c["inst"]
             self._cache["timeseries"] = pd.DataFrame(
                 {
@@ -196,228 +164,33 @@ class Result:
         if "instances" not in self._cache:
             import pandas as pd
 
-            self._cache["instances"] = pd.DataFrame(self._instance_rows()).set_index("instance")
+            self._cache["instances"] = pd.DataFrame(instance_rows(self.record)).set_index("instance")
         return self._cache["instances"]
-
-    # -- summary ---------------------------------------------------------------------
-    def _instance_rows(self) -> list[dict]:
-        sim = self._sim
-        t0 = min(sim.warmup, sim.close_time)
-        window = sim.close_time - t0
-        rows = []
-        for inst in sim.instances:
-            b0, q0 = sim.snapshots["warmup"].get(inst.gid, (0.0, 0.0))
-            b1, q1 = sim.snapshots["close"].get(inst.gid) or inst.areas(sim.end_time)
-            rows.append(
-                {
-                    "instance": inst.name,
-                    "service": inst.service.name,
-                    "host": inst.host,
-                    "zone": sim.hosts[inst.host],
-                    "workers": inst.workers,
-                    "utilisation": (b1 - b0) / (inst.workers * window) if window > 0 else math.nan,
-                    "mean_queue_length": (q1 - q0) / window if window > 0 else math.nan,
-                    "arrivals": inst.arrivals,
-                    "completed": inst.completed,
-                    "rejected": inst.rejected,
-                    "refused": inst.refused,
-                    "crashes": inst.crashes,
-                }
-            )
-        return rows
-
-    def _summarise(self) -> dict[str, Any]:
-        sim = self._sim
-        sc = self.scenario
-        m = sc.spec["metrics"]
-        warm = sim.warmup
-        window = sim.close_time - warm
-        names = self._status_names
-        summary: dict[str, Any] = {
-            "scenario": sc.name,
-            "seed": self.seed,
-            "mode": "streaming" if self.streaming else "full",
-            "sim_time_ms": sim.end_time,
-            "partial": getattr(sim, "partial_reason", None) is not None,  # stopped early by run.max_wall
-            "warmup_ms": warm,
-            "window_ms": window,
-        }
-        if self.streaming:
-            rec = sim.recorder
-            by_reason = {names[k]: v for k, v in sorted(rec.counts.items()) if k != 0}
-            completed = rec.counts.get(0, 0)
-            requests = rec.arrivals_measured
-            lat = _hist_stats(rec.latency)
-            low, high = _ci_from_means(rec.batch_sums, m["batches"])
-            ok_window = rec.ok_in_window
-        else:
-            c = sim.recorder.columns("r_")
-            keep = c["arrival"] >= warm
-            status = c["status"][keep]
-            lat_all = (c["end"] - c["arrival"])[keep]
-            ok = status == 0
-            requests = int(keep.sum())
-            completed = int(ok.sum())
-            codes, counts = np.unique(status[(status != 0)], return_counts=True)
-            by_reason = {("incomplete" if k < 0 else names[k]): int(n) for k, n in zip(codes, counts)}
-            x = lat_all[ok]
-            lat = _lat_stats(x)
-            ci = auto_batch_means_ci(x, m["batches"]) if x.size else None
-            low, high = (ci.low, ci.high) if ci else (math.nan, math.nan)
-            ok_window = int((ok & (c["end"][keep] <= sim.close_time)).sum())
-        failed = int(sum(v for k, v in by_reason.items() if k != "incomplete"))
-        lat["ci95"] = [low, high]
-        summary.update(
-            {
-                "requests": requests,
-                "completed": completed,
-                "failed": failed,
-                "failed_by_reason": {k: v for k, v in by_reason.items() if k != "incomplete"},
-                "incomplete": by_reason.get("incomplete", requests - completed - failed if self.streaming else 0),
-                "throughput_rps": ok_window * 1000.0 / window if window > 0 else math.nan,
-                "latency_ms": lat,
-                "services": self._service_summary(),
-                "network": {"messages": sim.network.messages_sent, "dropped": sim.network.messages_dropped},
-                "faults": [{"time_ms": t, "event": e, "target": w} for t, e, w in sim.fault_log],
-            }
-        )
-        if sim.proxies:
-            per = [p.summary(sim.end_time) for p in sim.proxies]
-            summary["mesh"] = {
-                "mode": sc.spec["mesh"]["mode"],
-                "proxies": len(per),
-                "mean_utilisation": float(np.mean([p["utilisation"] for p in per])),
-                "max_utilisation": float(np.max([p["utilisation"] for p in per])),
-                "passes": int(sum(p["passes"] for p in per)),
-                "handshakes": int(sum(p["handshakes"] for p in per)),
-            }
-        if sim.routers:
-            summary["resilience"] = self._resilience_summary()
-        for component in sim.components:
-            summary[component.name] = component.summary()
-        if summary["partial"]:
-            summary["partial_reason"] = sim.partial_reason
-        return _clean(summary)
-
-    def _resilience_summary(self) -> dict[str, Any]:
-        """Per target service: what callers' routers did (retries, timeouts, overflows, ejections)."""
-        sim = self._sim
-        out: dict[str, dict[str, Any]] = {}
-        for r in sim.routers:
-            entry = out.setdefault(r.service.name, {"callers": 0})
-            entry["callers"] += 1
-            for k, v in r.summary().items():
-                entry[k] = entry.get(k, 0) + v
-        for entry in out.values():
-            req = entry.get("requests", 0)
-            entry["retry_ratio"] = entry.get("retries", 0) / req if req else 0.0
-        if sim.mesh_events:
-            out["events"] = [{"time_ms": t, "event": e, "caller": c, "instance": i} for t, e, c, i in sim.mesh_events]
-        return out
-
-    def _service_summary(self) -> dict[str, Any]:
-        sim = self._sim
-        inst_rows = self._instance_rows()
-        offered = self.scenario.utilisation()
-        out: dict[str, Any] = {}
-        per_service = None
-        if not self.streaming and sim.recorder.spans_on:
-            per_service = self._span_stats_by_service()
-        for si, (name, svc) in enumerate(sim.services.items()):
-            rows = [r for r in inst_rows if r["service"] == name]
-            entry: dict[str, Any] = {
-                "instances": len(rows),
-                "utilisation": float(np.mean([r["utilisation"] for r in rows])),
-                "offered_utilisation": offered[name],
-                "mean_queue_length": float(np.sum([r["mean_queue_length"] for r in rows])),
-                "rejected": int(sum(r["rejected"] for r in rows)),
-            }
-            if per_service is not None:
-                entry.update(per_service[si])
-            elif self.streaming:
-                from .stats import LogHistogram
-
-                h = LogHistogram(relative_error=self.scenario.spec["metrics"]["histogram_error"])
-                for inst in svc.instances:
-                    if inst.gid in sim.recorder.service_latency:
-                        h.merge(sim.recorder.service_latency[inst.gid])
-                entry.update({"completed": h.count, "latency_ms": _hist_stats(h)})
-            entry["instance_utilisation"] = {r["instance"]: r["utilisation"] for r in rows}
-            out[name] = entry
-        return out
-
-    def _span_stats_by_service(self, chunk: int = 1 << 18) -> list[dict[str, Any]]:
-        """Calls, failures and latency statistics per service from the span rows.
-
-        Works through the rows in chunks, keeping only float32 latencies per
-        service, so the summary of a long run needs little memory beyond the
-        rows themselves.
-        """
-        sim = self._sim
-        rows = sim.recorder.span_rows()
-        names = list(sim.services)
-        svc_of_inst = np.array([names.index(i.service.name) for i in sim.instances], dtype=np.int16)
-        k = len(names)
-        calls = np.zeros(k, dtype=np.int64)
-        done = np.zeros(k, dtype=np.int64)
-        queue_sum = np.zeros(k)
-        service_sum = np.zeros(k)
-        lat_parts: list[list[np.ndarray]] = [[] for _ in range(k)]
-        for lo in range(0, len(rows), chunk):
-            c = rows[lo:lo + chunk]
-            svc = svc_of_inst[c["inst"]]
-            svc[c["send"] < sim.warmup] = -1  # calls sent during warm-up are left out
-            ok = c["status"] == 0
-            calls += np.bincount(svc[svc >= 0], minlength=k)[:k]
-            okm = ok & (svc >= 0)
-            s_ok = svc[okm]
-            done += np.bincount(s_ok, minlength=k)[:k]
-            queue_sum += np.bincount(s_ok, weights=c["queue"][okm], minlength=k)[:k]
-            service_sum += np.bincount(s_ok, weights=c["service"][okm], minlength=k)[:k]
-            lat = (c["end"][okm] - c["send"][okm] - c["network"][okm]).astype(np.float32)
-            for si in range(k):
-                lat_parts[si].append(lat[s_ok == si])
-        out = []
-        for si in range(k):
-            lat = np.concatenate(lat_parts[si]) if lat_parts[si] else np.empty(0, np.float32)
-            lat_parts[si] = []
-            n = int(done[si])
-            out.append({
-                "calls": int(calls[si]),
-                "completed": n,
-                "failed": int(calls[si] - n),
-                "latency_ms": _lat_stats(lat.astype(np.float64) if lat.size < chunk else lat),
-                "queue_ms_mean": queue_sum[si] / n if n else math.nan,
-                "service_ms_mean": service_sum[si] / n if n else math.nan,
-            })
-        return out
 
     # -- output ------------------------------------------------------------------------
     def latencies(self) -> np.ndarray:
         """Latencies (ms) of successful requests after warm-up, in arrival order."""
         df = self.requests
-        sel = (df["arrival_ms"] >= self._sim.warmup) & (df["status"] == "ok")
+        sel = (df["arrival_ms"] >= self.record.warmup_ms) & (df["status"] == "ok")
         return df["latency_ms"].to_numpy()[sel.to_numpy()]
 
-    def component(self, name: str) -> Any:
-        """A component that ran beside the request path, by name (e.g. ``"registry"``).
+    def component(self, name: str) -> ComponentRecord:
+        """What a component that ran beside the request path left behind, by name (e.g. ``"registry"``):
+        a read-only :class:`~meshsim.run_record.ComponentRecord` with its summary and tables.
 
         The registry's tables: ``res.component("registry").registry.frame("health")`` (also
-        ``"reads"``, ``"writes"``, ``"watches"``, ``"dns"``), and its Raft cluster's
-        ``.registry.cluster.frame("leader_changes")``.
+        ``"reads"``, ``"writes"``, ``"watches"``, ``"dns_lookups"``, ``"commit_times"``), and its Raft
+        cluster's ``.registry.cluster.frame("leader_changes")`` (also ``"events"``, ``"terms"``,
+        ``"commits"``, ``"proposals"``, ``"windows"``, ``"messages"``).
         """
-        for c in self._sim.components:
-            if c.name == name:
-                return c
-        names = ", ".join(c.name for c in self._sim.components) or "none"
-        raise KeyError(f"no component {name!r} in this run (components: {names})")
+        return self.record.component(name)
 
     @property
     def mesh_events(self) -> pd.DataFrame:
         """Outlier ejections and returns: time_ms, event, caller, instance."""
         import pandas as pd
 
-        return pd.DataFrame(self._sim.mesh_events, columns=["time_ms", "event", "caller", "instance"])
+        return pd.DataFrame(self.record.mesh_events, columns=["time_ms", "event", "caller", "instance"])
 
     def to_chrome_trace(self, path: str | Path, requests: Any = None, raft: bool = True) -> Path:
         """Write the run as a Chrome trace (Perfetto, chrome://tracing); see :mod:`meshsim.trace_export`."""

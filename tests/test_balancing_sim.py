@@ -96,7 +96,7 @@ def test_hash_policies_send_each_client_to_one_instance(policy):
     sim = Simulation(meshsim.load_scenario(_keyed(policy)), seed=3)
     client = sim.workloads[0]
     service = sim.services["cache"]
-    view, balancer, _router = client.balancers.get(service) or client._route(service)
+    route = client.route(service); view, balancer = route.view, route.balancer
     homes = {}
     for cid in range(50):
         key = client._client_key(cid)

@@ -274,7 +274,7 @@ def test_hash_balance_factor_from_yaml_reaches_the_balancer(lb, expected):
     sim = Simulation(meshsim.load_scenario(keyed(lb)), seed=1)
     client = sim.workloads[0]
     service = sim.services["cache"]
-    _view, balancer, _router = client.balancers.get(service) or client._route(service)
+    balancer = client.route(service).balancer
     cls, factor = expected
     assert type(balancer) is cls and balancer.hash_balance_factor == factor
     assert balancer.bounded_probe == "random" and balancer.inclusive_bound  # Envoy's rule

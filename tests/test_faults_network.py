@@ -462,11 +462,11 @@ def test_streaming_memory_does_not_grow_with_run_length():
     _, full_large = _streaming_run(40_000, "full")
     assert full_large > 2.0 * full_small
     for res in (small, large):
-        rec = res._sim.recorder
-        assert len(rec.r_arrival) == 0 and len(rec.s_rows) == 0  # no per-request or per-span rows
-        assert len(rec._req_arrival) == 0  # nothing left in flight after the drain
-        assert 32 * 19 <= len(rec.batch_sums) <= 32 * 21  # fixed number of fine batches (32 per metrics.batches = 20)
-        assert len(rec.t_time) <= 250  # ~200 samples whatever the run length
+        rec = res.record
+        assert len(rec.requests["arrival"]) == 0 and len(rec.span_rows) == 0  # no per-request or per-span rows
+        assert rec.in_flight == 0  # nothing left in flight after the drain
+        assert 32 * 19 <= len(rec.stream.batch_sums) <= 32 * 21  # fixed number of fine batches (32 per metrics.batches = 20)
+        assert len(rec.samples["time"]) <= 250  # ~200 samples whatever the run length
 
 
 def test_slow_fault_scales_one_instance_with_the_same_draws():

@@ -25,10 +25,8 @@ from meshsim.core.resilience import (
     DEFAULT_IDLE_TIMEOUT_MS,
     OUTCOMES,
     UINT32_MAX,
-    Backoff,
     BreakerLimits,
     CircuitBreaker,
-    ConnectionPool,
     HedgePolicy,
     OutlierConfig,
     OutlierDetector,
@@ -94,19 +92,6 @@ def test_backoff_custom_base_caps_at_ten_times():
     p = RetryPolicy(retry_on="5xx", base_interval_ms=100)
     assert p.max_interval_ms == 1000
     assert RetryPolicy(base_interval_ms=100, max_interval_ms=150).backoff_interval_ms(5) == 150
-
-
-def test_stateful_backoff_walks_the_same_intervals_and_resets():
-    b = Backoff(rng=np.random.default_rng(3))
-    seen = []
-    for _ in range(7):
-        seen.append(b.interval_ms)
-        assert 0 <= b.next_ms() < seen[-1]
-    assert seen == [backoff_interval_ms(k) for k in range(1, 8)]
-    b.reset()
-    assert b.interval_ms == 25
-    with pytest.raises(ValueError, match="rng"):
-        Backoff().next_ms()
 
 
 @settings(max_examples=200, deadline=None)
@@ -707,76 +692,56 @@ def test_ejections_never_exceed_max_percent(n, pct, one, threshold, ops):
                 assert e.host in ejected and e.ejection_ms >= cfg.base_ejection_time_ms
 
 
-# --------------------------------------------------------------------------- connection pool
+# --------------------------------------------------------------------------- circuit breaker on the request path
 
 
-def test_pool_reuse_and_idle_timeout_default_one_hour():
-    pool = ConnectionPool()
-    assert pool.idle_timeout_ms == 3_600_000
-    assert pool.acquire("a", 0.0) is False  # new: the shell charges the mTLS handshake
-    pool.release("a", 100.0)
-    assert pool.acquire("a", 3_600_099.0) is True  # idle for 1 h minus 1 ms
-    pool.release("a", 3_600_099.0)
-    assert pool.acquire("a", 7_200_099.0) is False  # idle for exactly 1 h: closed
-    assert (pool.opened, pool.reused, pool.expired, pool.connections()) == (2, 1, 1, 1)
-
-
-def test_pool_concurrency_max_connections_and_http2():
-    pool = ConnectionPool(max_connections=2, idle_timeout_ms=None)
-    assert [pool.acquire("a", 0), pool.acquire("b", 0), pool.acquire("a", 0)] == [False, False, None]
-    assert pool.overflows == 1
-    pool.release("a", 1)
-    assert pool.acquire("a", 10**9) is True  # never expires
-    h2 = ConnectionPool(streams_per_connection=3)
-    assert [h2.acquire("a", 0) for _ in range(4)] == [False, True, True, False]
-    assert (h2.connections("a"), h2.active_requests("a")) == (2, 4)
-
-
-def test_pool_close_and_drain():
-    pool = ConnectionPool()
-    pool.acquire("a", 0)
-    pool.release("a", 1, close=True)  # reset / failed connect: connection gone
-    assert pool.connections() == 0 and pool.acquire("a", 2) is False
-    h2 = ConnectionPool(streams_per_connection=2)
-    h2.acquire("a", 0)
-    h2.acquire("a", 0)
-    h2.release("a", 1, close=True)  # draining: no new streams
-    assert h2.acquire("a", 2) is False and h2.connections("a") == 2
-    h2.release("a", 3)
-    h2.release("a", 3)
-    assert h2.connections("a") == 1 and h2.idle_connections("a") == 1
-    h2.acquire("b", 4)
-    assert h2.close_host("a") == 1 and h2.close_host("b") == 0
-    assert h2.acquire("b", 5) is False  # b's busy connection drains
-    with pytest.raises(ValueError, match="release"):
-        h2.release("z", 6)
-    with pytest.raises(ValueError, match="idle_timeout_ms"):
-        ConnectionPool(idle_timeout_ms=-1)
-    with pytest.raises(ValueError, match="max_connections"):
-        ConnectionPool(max_connections=0)
-
-
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
-    cap=st.one_of(st.none(), st.integers(1, 4)),
-    streams=st.integers(1, 3),
-    ops=st.lists(
-        st.tuples(st.sampled_from(["acq", "rel", "close"]), st.integers(0, 2), st.integers(0, 3000)), max_size=60
-    ),
+    conns=st.integers(1, 4), pending=st.integers(0, 3), requests=st.integers(1, 6),
+    ops=st.lists(st.sampled_from(["admit", "end", "drop", "retry", "retry_end"]), max_size=60),
 )
-def test_pool_invariants(cap, streams, ops):
-    pool = ConnectionPool(max_connections=cap, idle_timeout_ms=1000, streams_per_connection=streams)
-    held = {0: 0, 1: 0, 2: 0}
-    t = 0.0
-    for op, host, dt in ops:
-        t += dt
-        if op == "acq":
-            if pool.acquire(host, t) is not None:
-                held[host] += 1
-        elif held[host]:
-            pool.release(host, t, close=op == "close")
-            held[host] -= 1
-        assert pool.connections() == sum(pool.connections(h) for h in held) >= 0
-        assert cap is None or pool.connections() <= cap
-        assert all(pool.active_requests(h) == held[h] for h in held)
-        assert pool.connections() * streams >= pool.active_requests()
+def test_breaker_request_path_methods_keep_envoys_limits(conns, pending, requests, ops):
+    """admit / release_request / start_pending: the route's use, checked against a plain model of the queue."""
+    cb = CircuitBreaker(BreakerLimits(conns, pending, requests, 2, RetryBudget(50, 1)))
+    active = queued = retries = 0
+    overflow = pending_overflow = 0
+    for op in ops:
+        if op == "admit":
+            verdict = cb.admit()
+            if active >= requests:
+                assert verdict == CircuitBreaker.OVERFLOW
+                overflow += 1
+            elif active >= conns:
+                if queued >= pending:
+                    assert verdict == CircuitBreaker.PENDING_OVERFLOW
+                    pending_overflow += 1
+                else:
+                    assert verdict == CircuitBreaker.PENDING
+                    queued += 1
+            else:
+                assert verdict == CircuitBreaker.START
+                active += 1
+        elif op == "end" and active:
+            cb.release_request()
+            active -= 1
+            started = cb.start_pending()
+            assert started == (queued > 0 and active < conns)
+            if started:
+                queued -= 1
+                active += 1
+        elif op == "drop" and queued:
+            cb.drop_pending()
+            queued -= 1
+        elif op == "retry":
+            allowed = cb.retry_allowed()
+            assert allowed == (retries < max(int(0.5 * (active + queued)), 1))  # the budget replaces max_retries
+            assert allowed == cb.can_acquire("retries")
+            if allowed:
+                cb.acquire_retry()
+                retries += 1
+        elif op == "retry_end" and retries:
+            cb.release_retry()
+            retries -= 1
+        assert (cb.requests, cb.pending_requests, cb.retries) == (active, queued, retries)
+        assert cb.count("requests") == active <= max(conns, 0) and queued <= pending
+    assert cb.overflows.get("upstream_rq_pending_overflow", 0) == overflow + pending_overflow

@@ -127,8 +127,8 @@ def frames(result: meshsim.Result) -> dict:
         getters.update(requests=lambda: result.requests, spans=lambda: result.spans)
     if "registry" in result.summary:
         reg = result.component("registry").registry
-        for name in ("writes", "reads", "watches", "health", "dns_lookups", "commit_times", "leader_changes",
-                     "events", "terms", "commits", "proposals", "windows", "messages"):
+        for name in ("writes", "reads", "watches", "health", "dns_lookups", "commit_times", "streams",
+                     "leader_changes", "events", "terms", "commits", "proposals", "windows", "messages"):
             getters[f'reg.frame("{name}")'] = lambda name=name: reg.frame(name)
     out = {}
     for name, get in getters.items():

@@ -1,6 +1,7 @@
 """Envoy's (and Istio's) request resilience as pure, deterministic cores.
 
-A sidecar shell drives these objects; none of them owns a clock or a thread.
+A sidecar shell drives these objects (:class:`meshsim.sim.route.Route`, one per
+caller and service); none of them owns a clock or a thread.
 Times are milliseconds passed in as ``now_ms``; randomness comes only from a
 numpy ``Generator`` passed in.  Every rule and default below was checked
 against Envoy's source and docs (file names in the docstrings); where the docs
@@ -8,14 +9,13 @@ and the code disagree, the code is followed and the docstring says so.
 
 ==========================  ==================================================
 :class:`RetryPolicy`        retry conditions, retry count, jittered backoff
-:class:`Backoff`            Envoy's ``JitteredExponentialBackOffStrategy``
+:func:`backoff_interval_ms` Envoy's ``JitteredExponentialBackOffStrategy``
 :class:`RetryBudget`        retries as a share of active requests
 :class:`CircuitBreaker`     cluster thresholds of one priority (counters)
 :class:`OutlierDetector`    consecutive errors, success rate, ejection times
 :class:`HedgePolicy`        hedging on per-try timeout
 :func:`response_action`     the router's choice on an attempt's response
 :class:`Timeouts`           route (global) and per-try timeouts
-:class:`ConnectionPool`     keep-alive connections per upstream host
 :func:`profile`             the "envoy" and Istio defaults bundled
 :func:`is_istio`            whether a profile name is an Istio one
 ==========================  ==================================================
@@ -57,10 +57,8 @@ __all__ = [
     "PROFILE_NAMES",
     "RETRY_ON",
     "UINT32_MAX",
-    "Backoff",
     "BreakerLimits",
     "CircuitBreaker",
-    "ConnectionPool",
     "HedgePolicy",
     "OutlierConfig",
     "OutlierDetector",
@@ -214,39 +212,6 @@ def backoff_interval_ms(retry: int, base_interval_ms: int = 25, max_interval_ms:
             break
         interval = interval * 2 if interval < limit else cap
     return interval
-
-
-class Backoff:
-    """Envoy's stateful fully-jittered exponential backoff (one per request).
-
-    Each :meth:`next_ms` returns an integer uniform in ``[0, interval)`` (as
-    Envoy's ``random() % interval``) and moves to the next interval;
-    :meth:`reset` starts over.
-
-    >>> b = Backoff(25, 250, np.random.default_rng(1))
-    >>> draws = [b.next_ms() for _ in range(6)]
-    >>> all(0 <= d < cap for d, cap in zip(draws, [25, 50, 100, 200, 250, 250])), b.interval_ms
-    (True, 250)
-    """
-
-    def __init__(
-        self, base_interval_ms: int = 25, max_interval_ms: int | None = None, rng: np.random.Generator | None = None
-    ):
-        self.base_interval_ms, self.max_interval_ms = _check_backoff(base_interval_ms, max_interval_ms)
-        self.rng = rng
-        self.interval_ms = self.base_interval_ms
-
-    def next_ms(self, rng: np.random.Generator | None = None) -> int:
-        """Draw the next backoff (``rng`` overrides the constructor's)."""
-        gen = rng if rng is not None else self.rng
-        if gen is None:
-            raise ValueError("rng is required: Backoff draws from a numpy Generator")
-        current = self.interval_ms
-        self.interval_ms = current * 2 if current < self.max_interval_ms // 2 else self.max_interval_ms
-        return int(gen.integers(0, current))
-
-    def reset(self) -> None:
-        self.interval_ms = self.base_interval_ms
 
 
 # --------------------------------------------------------------------------- retry policy
@@ -636,32 +601,63 @@ class CircuitBreaker:
     """One cluster's circuit breakers at one priority: counters against :class:`BreakerLimits`.
 
     Envoy keeps one set per cluster and priority (``default``, ``high``);
-    the shell keeps one object per pair.  :meth:`try_acquire` admits when the
-    count is below the limit (``ManagedResourceImpl::canCreate``: count <
-    max) and counts the overflow stat otherwise; the request then fails with
-    503 and response flag ``UO`` (``x-envoy-overloaded``).  A retry holds
-    ``"retries"`` from when it is scheduled until that attempt ends.
+    the shell keeps one object per pair (a route, :class:`meshsim.sim.route.Route`).
+    :meth:`try_acquire` admits when the count is below the limit
+    (``ManagedResourceImpl::canCreate``: count < max) and counts the overflow
+    stat otherwise; the request then fails with 503 and response flag ``UO``
+    (``x-envoy-overloaded``).  A retry holds ``"retries"`` from when it is
+    scheduled until that attempt ends.
+
+    The counts are plain attributes (``connections``, ``pending_requests``,
+    ``requests``, ``retries``) and the request path uses the cheap methods
+    :meth:`admit`, :meth:`release_request`, :meth:`start_pending`,
+    :meth:`drop_pending`, :meth:`retry_allowed`, :meth:`acquire_retry` and
+    :meth:`release_retry`, which check nothing but the limits.  With HTTP/1.1
+    (one request per connection) an active request holds a connection, so
+    :meth:`admit` compares the active requests with both limits.
 
     >>> cb = CircuitBreaker(BreakerLimits(max_pending_requests=1))
     >>> cb.try_acquire("pending_requests"), cb.try_acquire("pending_requests"), cb.overflow_reason("pending_requests")
     (True, False, 'upstream_rq_pending_overflow')
     >>> cb.release("pending_requests"); cb.count("pending_requests")
     0
+    >>> cb = CircuitBreaker(BreakerLimits(max_connections=1, max_pending_requests=1, max_requests=5))
+    >>> [cb.admit() for _ in range(3)] == [CircuitBreaker.START, CircuitBreaker.PENDING, CircuitBreaker.PENDING_OVERFLOW]
+    True
+    >>> cb.release_request(); cb.start_pending(), cb.requests, cb.pending_requests
+    (True, 1, 0)
     """
 
     #: response flag and status Envoy gives a request refused by a breaker
     RESPONSE_FLAG = "UO"
     RESPONSE_STATUS = 503
+    #: what :meth:`admit` decided: start now (a request slot is taken), wait as pending (a pending slot is
+    #: taken), or fail with an overflow of ``max_requests`` or of ``max_pending_requests``
+    START, PENDING, OVERFLOW, PENDING_OVERFLOW = 0, 1, 2, 3
+
+    __slots__ = ("limits", "priority", "connections", "pending_requests", "requests", "retries", "overflows",
+                 "max_connections", "max_pending_requests", "max_requests", "max_retries", "retry_budget")
 
     def __init__(self, limits: BreakerLimits | None = None, priority: str = "default"):
         if limits is not None and not isinstance(limits, BreakerLimits):
             raise ValueError(f"limits must be a BreakerLimits or None, got {limits!r}")
         if priority not in ("default", "high"):
             raise ValueError(f"priority must be 'default' or 'high', got {priority!r}")
-        self.limits = limits if limits is not None else BreakerLimits()
+        self.limits = limits = limits if limits is not None else BreakerLimits()
         self.priority = priority
-        self._count = dict.fromkeys(BREAKER_KINDS, 0)
+        self.connections = self.pending_requests = self.requests = self.retries = 0
         self.overflows: dict[str, int] = {}
+        # the limits as attributes: read on every attempt
+        self.max_connections = limits.max_connections
+        self.max_pending_requests = limits.max_pending_requests
+        self.max_requests = limits.max_requests
+        self.max_retries = limits.max_retries
+        self.retry_budget = limits.retry_budget
+
+    @property
+    def unlimited(self) -> bool:
+        """No connections or requests limit can act (Istio's defaults): nothing to check on the request path."""
+        return self.max_connections >= UINT32_MAX and self.max_requests >= UINT32_MAX
 
     @staticmethod
     def _kind(kind: str) -> str:
@@ -672,12 +668,12 @@ class CircuitBreaker:
     def limit(self, kind: str) -> int:
         """Current limit; for retries under a budget it depends on active + pending requests."""
         kind = self._kind(kind)
-        if kind == "retries" and self.limits.retry_budget is not None:
-            return self.limits.retry_budget.max_retries(self._count["requests"] + self._count["pending_requests"])
+        if kind == "retries" and self.retry_budget is not None:
+            return self.retry_budget.max_retries(self.requests + self.pending_requests)
         return getattr(self.limits, "max_" + kind)
 
     def count(self, kind: str) -> int:
-        return self._count[self._kind(kind)]
+        return getattr(self, self._kind(kind))
 
     def remaining(self, kind: str) -> int:
         return max(0, self.limit(kind) - self.count(kind))
@@ -689,26 +685,78 @@ class CircuitBreaker:
     def can_acquire(self, kind: str) -> bool:
         return not self.is_open(kind)
 
+    def _overflow(self, kind: str) -> None:
+        stat = BREAKER_KINDS[kind]
+        self.overflows[stat] = self.overflows.get(stat, 0) + 1
+
     def try_acquire(self, kind: str) -> bool:
         """Take one ``kind`` if below its limit; otherwise count the overflow and return False."""
         if self.can_acquire(kind):
-            self._count[kind] += 1
+            setattr(self, kind, getattr(self, kind) + 1)
             return True
-        stat = BREAKER_KINDS[kind]
-        self.overflows[stat] = self.overflows.get(stat, 0) + 1
+        self._overflow(kind)
         return False
 
     def release(self, kind: str, n: int = 1) -> None:
         n = _check_count("n", n, 1)
-        kind = self._kind(kind)
-        if n > self._count[kind]:
-            raise ValueError(f"release of {n} {kind} but only {self._count[kind]} held")
-        self._count[kind] -= n
+        held = self.count(kind)
+        if n > held:
+            raise ValueError(f"release of {n} {kind} but only {held} held")
+        setattr(self, kind, held - n)
 
     @staticmethod
     def overflow_reason(kind: str) -> str:
         """The Envoy cluster stat an overflow of ``kind`` increments."""
         return BREAKER_KINDS[CircuitBreaker._kind(kind)]
+
+    # -- the request path: no validation, only the limits ------------------------------------------
+    def admit(self) -> int:
+        """A new attempt: :data:`START` (takes a request), :data:`PENDING` (takes a pending slot) or an overflow.
+
+        Envoy's order: ``max_requests`` first, then a free connection, else
+        a pending slot if ``max_pending_requests`` allows.
+        """
+        r = self.requests
+        if r >= self.max_requests:
+            self._overflow("requests")
+            return self.OVERFLOW
+        if r >= self.max_connections:
+            if self.pending_requests >= self.max_pending_requests:
+                self._overflow("pending_requests")
+                return self.PENDING_OVERFLOW
+            self.pending_requests += 1
+            return self.PENDING
+        self.requests += 1
+        return self.START
+
+    def release_request(self) -> None:
+        """An attempt no longer holds its request (and connection) slot."""
+        self.requests -= 1
+
+    def start_pending(self) -> bool:
+        """If a pending attempt may start now (a connection is free), move it to the active requests."""
+        if self.pending_requests and self.requests < self.max_connections:
+            self.pending_requests -= 1
+            self.requests += 1
+            return True
+        return False
+
+    def drop_pending(self) -> None:
+        """A pending attempt was abandoned before it started."""
+        self.pending_requests -= 1
+
+    def retry_allowed(self) -> bool:
+        """Would the retries breaker (or the retry budget, over active + pending requests) admit one more?"""
+        if self.retry_budget is not None:
+            return self.retries < self.retry_budget.max_retries(self.requests + self.pending_requests)
+        return self.retries < self.max_retries
+
+    def acquire_retry(self) -> None:
+        """A retry was scheduled (check :meth:`retry_allowed` first): it holds a retries slot until it ends."""
+        self.retries += 1
+
+    def release_retry(self) -> None:
+        self.retries -= 1
 
 
 # --------------------------------------------------------------------------- outlier detection
@@ -1093,133 +1141,6 @@ class OutlierDetector:
                     self._bump("ejections_detected_failure_percentage")
                     events.append(self._eject(host, self._hosts[host], "failure_percentage", now_ms))
         return events
-
-
-# --------------------------------------------------------------------------- connection pool
-
-
-class ConnectionPool:
-    """Keep-alive upstream connections of one sidecar, per upstream host.
-
-    :meth:`acquire` reuses a connection to the host with a free stream
-    (most recently used first, as Envoy's ready list) and returns ``True``;
-    otherwise it opens one and returns ``False``: the shell then charges the
-    TCP + mTLS handshake it draws.  At ``max_connections`` (all hosts, the
-    cluster's connections breaker; ``None`` = no limit) it returns ``None``
-    (Envoy's ``upstream_cx_overflow``; the request waits as pending).  A
-    connection with no active stream for ``idle_timeout_ms`` (Envoy's
-    upstream HTTP default: 1 hour; ``None`` or 0 = never) is closed; expiry is
-    evaluated lazily at each call's ``now_ms``.  ``streams_per_connection``
-    is 1 for HTTP/1.1 and the concurrent-stream limit for HTTP/2.  One pool
-    stands for one Envoy worker (Envoy keeps a pool per worker thread).
-    Connections to a host are interchangeable: :meth:`release` frees a stream
-    on the most recently used busy one.
-
-    >>> pool = ConnectionPool(idle_timeout_ms=1000)
-    >>> pool.acquire("a", 0.0), pool.acquire("a", 1.0)   # 2 concurrent HTTP/1.1 requests
-    (False, False)
-    >>> pool.release("a", 5.0); pool.acquire("a", 10.0)
-    True
-    >>> pool.release("a", 10.0); pool.release("a", 10.0); pool.acquire("a", 2000.0), pool.connections("a")
-    (False, 1)
-    """
-
-    def __init__(
-        self,
-        max_connections: int | None = None,
-        idle_timeout_ms: float | None = DEFAULT_IDLE_TIMEOUT_MS,
-        streams_per_connection: int = 1,
-    ):
-        self.max_connections = None if max_connections is None else _check_count("max_connections", max_connections, 1)
-        self.idle_timeout_ms = _check_timeout("idle_timeout_ms", idle_timeout_ms)
-        self.streams_per_connection = _check_count("streams_per_connection", streams_per_connection, 1)
-        # per host: [active_streams, idle_since_ms, draining], least recently used first
-        self._conns: dict[Hashable, list[list]] = {}
-        self.total = 0
-        self.opened = 0
-        self.reused = 0
-        self.expired = 0
-        self.overflows = 0
-
-    def _drop(self, host: Hashable, conn: list) -> None:
-        conns = self._conns[host]
-        del conns[next(i for i, c in enumerate(conns) if c is conn)]  # by identity: equal lists are distinct
-        if not conns:
-            del self._conns[host]
-        self.total -= 1
-
-    def expire(self, now_ms: float) -> int:
-        """Close connections idle for at least ``idle_timeout_ms``; return how many."""
-        if self.idle_timeout_ms is None:
-            return 0
-        timeout = self.idle_timeout_ms
-        stale = [(h, c) for h, conns in self._conns.items() for c in conns if c[0] == 0 and now_ms - c[1] >= timeout]
-        for h, c in stale:
-            self._drop(h, c)
-        self.expired += len(stale)
-        return len(stale)
-
-    def acquire(self, host: Hashable, now_ms: float) -> bool | None:
-        """Start a request to ``host``: ``True`` reused, ``False`` new connection, ``None`` pool full."""
-        self.expire(now_ms)
-        conns = self._conns.get(host, [])
-        for i in range(len(conns) - 1, -1, -1):
-            if not conns[i][2] and conns[i][0] < self.streams_per_connection:
-                conn = conns.pop(i)
-                conn[0] += 1
-                conns.append(conn)
-                self.reused += 1
-                return True
-        if self.max_connections is not None and self.total >= self.max_connections:
-            self.overflows += 1
-            return None
-        self._conns.setdefault(host, []).append([1, now_ms, False])
-        self.total += 1
-        self.opened += 1
-        return False
-
-    def release(self, host: Hashable, now_ms: float, close: bool = False) -> None:
-        """A request to ``host`` ended; ``close``: its connection is closed (reset, failed connect).
-
-        A closed connection still carrying other streams (HTTP/2) drains: it
-        takes no new ones and goes away when its last stream is released.
-        """
-        conns = self._conns.get(host, [])
-        for i in range(len(conns) - 1, -1, -1):
-            if conns[i][0] > 0:
-                conn = conns.pop(i)
-                conn[0] -= 1
-                conn[2] = conn[2] or close
-                if conn[0] == 0 and conn[2]:
-                    self.total -= 1
-                    if not conns:
-                        del self._conns[host]
-                    return
-                if conn[0] == 0:
-                    conn[1] = now_ms
-                conns.append(conn)
-                return
-        raise ValueError(f"release for host {host!r} without an active request")
-
-    def close_host(self, host: Hashable) -> int:
-        """Close the idle connections to ``host`` and drain the busy ones; return how many closed now."""
-        closed = [c for c in self._conns.get(host, []) if c[0] == 0]
-        for c in closed:
-            self._drop(host, c)
-        for c in self._conns.get(host, []):
-            c[2] = True
-        return len(closed)
-
-    def connections(self, host: Hashable | None = None) -> int:
-        return self.total if host is None else len(self._conns.get(host, []))
-
-    def idle_connections(self, host: Hashable | None = None) -> int:
-        groups = self._conns.values() if host is None else [self._conns.get(host, [])]
-        return sum(1 for conns in groups for c in conns if c[0] == 0)
-
-    def active_requests(self, host: Hashable | None = None) -> int:
-        groups = self._conns.values() if host is None else [self._conns.get(host, [])]
-        return int(sum(c[0] for conns in groups for c in conns))
 
 
 # --------------------------------------------------------------------------- profiles

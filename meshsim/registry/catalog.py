@@ -244,6 +244,10 @@ class Registry:
         self.health = _columns("time", "host", "instance", "service", "old", "new", "output")
         self.dns_lookups = _columns("time", "host", "service", "cached", "age_ms", "latency_ms")
         self.dropped = {"server_down": 0, "no_client": 0}
+        #: per server: answers to reads and to blocking queries, and the instances in them (see load())
+        self._load = {n: {"read": 0, "read_instances": 0, "block": 0, "block_instances": 0}
+                      for n in self.cluster.servers}
+        self._hub: Any = None  # the StreamHub, made by the first streaming subscription
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -287,6 +291,17 @@ class Registry:
         elif options:
             raise ValueError(f"the agent on {host!r} exists already; options apply only when it is made")
         return a
+
+    def streaming_hub(self, **options: Any):
+        """The servers' :class:`~meshsim.registry.streaming.StreamHub` (made on first use with ``options``:
+        ``max_events``, ``resume``); servers publish their changes from then on."""
+        from .streaming import StreamHub
+
+        if self._hub is None:
+            self._hub = StreamHub(self, **options)
+        elif options:
+            raise ValueError("the stream hub exists already; options apply only when it is made")
+        return self._hub
 
     def dns(self, host: str, ttl_ms: float = 0.0, **options: Any):
         """A :class:`~meshsim.registry.dns.DnsResolver` for the client on ``host``."""
@@ -332,9 +347,15 @@ class Registry:
 
     # ------------------------------------------------------------ metrics
     def frame(self, which: str = "reads"):
-        """A recorded table as a DataFrame: reads, writes, watches, health, dns_lookups, commit_times, or any
-        table of the Raft cluster (leader_changes, events, commits, proposals, windows)."""
+        """A recorded table as a DataFrame: reads, writes, watches, health, dns_lookups, commit_times, streams
+        (deliveries to streaming subscribers, :meth:`StreamHub.frame <meshsim.registry.streaming.StreamHub.frame>`),
+        or any table of the Raft cluster (leader_changes, events, commits, proposals, windows)."""
         import pandas as pd
+
+        if which == "streams":
+            from .streaming import deliveries_frame
+
+            return deliveries_frame(self._hub.deliveries if self._hub is not None else [])
 
         if which in ("reads", "writes"):
             return pd.DataFrame(getattr(self, which).columns())
@@ -381,7 +402,40 @@ class Registry:
             "dns": {"lookups": len(dns["time"]), "cached": sum(1 for c in dns["cached"] if c),
                     "age_ms": _stats(dns["age_ms"])},
             "dropped": dict(self.dropped),
+            "streaming": self._streaming_summary(),
+            "load": self.load(),
         }
+
+    def _streaming_summary(self) -> dict[str, Any]:
+        if self._hub is not None:
+            return self._hub.summary()
+        return {"deliveries": 0, "snapshots": 0, "reset_snapshots": 0, "events": 0, "reconnects": 0,
+                "delay_ms": _stats(())}
+
+    def load(self) -> dict[str, Any]:
+        """What each server served, for blocking queries and for streaming, as counts and per second of
+        the run so far (from the servers' start): ``{"duration_ms", "servers": {name: {"blocking":
+        {"requests", "instances", "requests_per_s", "instances_per_s"}, "reads": {...},
+        "streaming": {"subscriptions", "resumes", "snapshots", "events", "instances", "requests_per_s",
+        "messages_per_s", "instances_per_s"}}}}``.  Instances sent are the "bytes-ish" unit: a blocking
+        answer carries the service's instances, a snapshot all of them, an event one."""
+        started = self.cluster._started_at
+        duration = self.kernel.now - started if started is not None else 0.0
+        per_s = 1_000.0 / duration if duration > 0 else math.nan
+        hub = self._hub.load() if self._hub is not None else {}
+        servers: dict[str, Any] = {}
+        for name, ld in self._load.items():
+            sl = hub.get(name) or {"subscriptions": 0, "resumes": 0, "snapshots": 0, "events": 0, "instances": 0}
+            msgs = sl["snapshots"] + sl["events"]
+            servers[name] = {
+                "blocking": {"requests": ld["block"], "instances": ld["block_instances"],
+                             "requests_per_s": ld["block"] * per_s, "instances_per_s": ld["block_instances"] * per_s},
+                "reads": {"requests": ld["read"], "instances": ld["read_instances"],
+                          "requests_per_s": ld["read"] * per_s, "instances_per_s": ld["read_instances"] * per_s},
+                "streaming": {**sl, "requests_per_s": sl["subscriptions"] * per_s, "messages_per_s": msgs * per_s,
+                              "instances_per_s": sl["instances"] * per_s},
+            }
+        return {"duration_ms": duration, "servers": servers}
 
     def _record_call(self, client: RegistryClient, call: Call) -> None:
         rep = call.reply
@@ -433,6 +487,8 @@ class Registry:
 
     def _server_crashed(self, server: RaftServer) -> None:
         """Requests in flight at a crashed server: their connections break, clients see a reset."""
+        if self._hub is not None:
+            self._hub.server_crashed(server.name)
         for client in self._clients.values():
             for call in list(client._pending.values()):
                 if call._inflight and call._server == server.name:
@@ -563,8 +619,13 @@ class Registry:
         now = self.kernel.now
         applied = cat.applied_index
         lag = len(self.commit_times) - applied
+        entries = cat.service_instances(rpc.service, rpc.passing_only)
+        ld = self._load[st.name]
+        op = rpc.op
+        ld[op] += 1
+        ld["block_instances" if op == "block" else "read_instances"] += len(entries)
         self._reply(st, rpc, Reply(rpc.rid, rpc.attempt, True, rpc.client, server=st.name,
-                                   entries=cat.service_instances(rpc.service, rpc.passing_only),
+                                   entries=entries,
                                    index=cat.index(rpc.service), applied=applied, lag_index=max(lag, 0),
                                    lag_ms=now - self.commit_times[applied] if lag > 0 else 0.0))
 
@@ -609,12 +670,16 @@ class Registry:
         ct = self.commit_times
         changed: set[str] = set()
         acks: list[tuple[Rpc, int]] = []
+        hub = self._hub
         for e in entries:
             if e.index > len(ct):
                 ct.append(now)
             data = e.data
             if e.kind == "command" and isinstance(data, WriteEntry):
-                changed.update(cat.apply(e.index, data.command))
+                ch = cat.apply(e.index, data.command)
+                changed.update(ch)
+                if hub is not None and ch:
+                    hub.on_applied(st.name, e.index, data.command, ch, cat)
                 rpc = st.pending_writes.pop(data.key, None)
                 if rpc is not None:
                     acks.append((rpc, e.index))

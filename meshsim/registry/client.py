@@ -15,7 +15,9 @@ Reads take a consistency ``mode``: "stale" (any server answers from its own
 catalog), "default" (the leader answers from its own catalog, no quorum round) or
 "consistent" (the leader first confirms leadership with a quorum round), as
 in Consul's HTTP API.  :meth:`RegistryClient.blocking_read` is a Consul
-blocking query (long poll) and :meth:`RegistryClient.watch` a loop of them.
+blocking query (long poll) and :meth:`RegistryClient.watch` a loop of them;
+:meth:`RegistryClient.stream` subscribes to a service with Consul's streaming
+instead (:mod:`meshsim.registry.streaming`).
 See :mod:`meshsim.registry.catalog` for a runnable example.
 """
 
@@ -216,6 +218,16 @@ class RegistryClient:
         w = Watch(self, service, callback, mode, passing_only, wait_ms)
         w.start()
         return w
+
+    def stream(self, service: str, callback: Callable[[float, tuple[ServiceEntry, ...], int], Any],
+               passing_only: bool = True):
+        """Subscribe to ``service`` with Consul's streaming: ``callback(now_ms, entries, index)`` with the
+        snapshot, then after every change (a :class:`~meshsim.registry.streaming.Stream`)."""
+        from .streaming import Stream
+
+        s = Stream(self, service, callback, passing_only)
+        s.start()
+        return s
 
     def _read(self, op: str, service: str, mode: str, callback, passing_only: bool, min_index: int,
               wait_ms: float) -> Call:

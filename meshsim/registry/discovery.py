@@ -14,10 +14,17 @@
     ``control-plane``, debounces changes as istiod does and pushes the
     passing instances to every proxy, each after its own push latency;
   - callers without a proxy watch the service through their host's agent
-    (``discovery: watch``, Consul blocking queries), or resolve it with a
+    (``discovery: watch``, or its synonym ``blocking``: Consul blocking
+    queries), subscribe to it through their host's agent (``discovery:
+    streaming``, Consul's streaming, :mod:`meshsim.registry.streaming`), or
+    resolve it with a
     DNS lookup cached for ``dns_ttl`` (``discovery: dns``): a call made
     when the cached answer is older than the TTL starts a refresh and goes
-    on with the old answer.
+    on with the old answer;
+  - with ``discovery: streaming`` the control plane subscribes to every
+    service with streaming too (as Consul's own xDS server does once
+    ``use_streaming_backend`` is on); otherwise it watches with blocking
+    queries in ``mesh.control_plane.read_mode``.
 
 Every caller starts with every instance (the registry converged before the
 run); from then on it routes on what it last learnt, so a crashed instance
@@ -197,8 +204,11 @@ class RegistryDiscovery:
         subs.append(upstream)
         if key not in self.watches:
             client = self.registry.client(caller.host)
-            self.watches[key] = client.watch(service.name, lambda now, entries, index: self.apply(subs, service.name,
-                                                                                                   entries), mode=mode)
+            cb = lambda now, entries, index: self.apply(subs, service.name, entries)  # noqa: E731
+            if self.spec["discovery"] == "streaming":
+                self.watches[key] = client.stream(service.name, cb)
+            else:
+                self.watches[key] = client.watch(service.name, cb, mode=mode)
 
     @property
     def booted(self) -> bool:
@@ -282,8 +292,12 @@ class ControlPlane:
         self.log: list[tuple[float, tuple[str, ...], int]] = []
 
     def start(self) -> None:
+        streaming = self.disc.spec["discovery"] == "streaming"
         for name in self.sim.services:
-            self.client.watch(name, self._changed_cb(name), mode=self.mode)
+            if streaming:
+                self.client.stream(name, self._changed_cb(name))
+            else:
+                self.client.watch(name, self._changed_cb(name), mode=self.mode)
 
     def subscribe(self, proxy: Any, service: str, upstream: Any) -> None:
         self.proxies.setdefault(proxy, {}).setdefault(service, []).append(upstream)

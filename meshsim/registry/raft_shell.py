@@ -126,7 +126,7 @@ class RaftServer:
         self.name = name
         self.host = host
         self.kernel = cluster.kernel
-        self._env = cluster.kernel.env  # its clock: env._now (Kernel.now without the property call)
+        self._kernel_time = cluster.kernel.clock  # Kernel.now without the property call
         self.node: RaftNode | None = None
         #: the last completed disk write (what a restart comes back with)
         self.persisted = PersistentState()
@@ -187,7 +187,7 @@ class RaftServer:
         them in whole multiples of ``tick`` (exact for whole-ms ticks, so "10
         ticks since the heartbeat" compares equal to a 10-tick timeout as
         etcd's integer tick counters do)."""
-        t = self._env._now
+        t = self._kernel_time()
         if not self.tick:
             return t
         return math.floor((t - self.phase) / self.tick + _EPS) * self.tick
@@ -291,7 +291,7 @@ class RaftServer:
     # ------------------------------------------------------------ outputs
     def _handle(self, call: str, ready: Ready) -> Ready:
         node = self.node
-        now = self._env._now
+        now = self._kernel_time()
         state = None
         if ready.persist:
             state = node.persistent_state()

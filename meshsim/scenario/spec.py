@@ -734,9 +734,10 @@ REGISTRY = Struct(
         "health_check": Field(HEALTH_CHECK, default=dict, doc="checks run by the agents"),
         "anti_entropy": Field(Duration(min_exclusive=0), default=None,
                               doc="agents' full sync period (default Consul's: 1 min, scaled with cluster size)"),
-        "discovery": Field(Enum("watch", "dns"), default="watch",
-                           doc="callers without a proxy: watch (blocking queries through the host's agent) or "
-                               "dns (lookups cached for dns_ttl)"),
+        "discovery": Field(Enum("watch", "blocking", "dns", "streaming"), default="watch",
+                           doc="callers without a proxy: watch or blocking (blocking queries through the host's "
+                               "agent), dns (lookups cached for dns_ttl) or streaming (Consul's streaming "
+                               "subscriptions, the control plane's too)"),
         "read_mode": Field(Enum("default", "stale", "consistent"), default="default",
                            doc="consistency mode of callers' watches and lookups"),
         "dns_ttl": Field(Duration(), default=0.0, doc="dns discovery: cache lifetime (Consul's default TTL 0)"),

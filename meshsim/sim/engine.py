@@ -5,8 +5,10 @@ It is also the carrier scheduled on SimPy's heap for its own service
 completion, so the hot path allocates one object per call and runs on
 callbacks only.
 
-Life of a call: the caller picks an instance with its own balancer and sends
-the call over the network; at the instance it is refused (instance down),
+Life of a call: the caller hands it to its route to the target service
+(:class:`~meshsim.sim.route.Route`: pick an instance with the route's own
+balancer, apply the policy), which sends the call over the network (through
+the proxies, with a mesh); at the instance it is refused (instance down),
 rejected (queue full), queued or started; after its service time the
 endpoint's steps run one after another, each issuing one call or a parallel
 group and waiting for all or the first k replies; then the call finishes and
@@ -19,16 +21,17 @@ the same reason.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from heapq import heappush
+from collections.abc import Iterator
 from typing import Any
 
-from ..core.selection import Balancer, RoundRobin
+from ..core.selection import RoundRobin
 from ..rng import uniform_stream
 from .kernel import NORMAL, Carrier, Kernel
 from .network import Network
 from .proxy import REQUEST, RESPONSE
 from .recorder import CRASHED, OK, QUEUE_FULL, REFUSED, SPAN_PACK, Recorder, status_code
+from .route import Route
 
 REJECTED = status_code("rejected")
 
@@ -73,7 +76,7 @@ class Call(Carrier):
         "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
         "gen", "status", "finished", "holding", "lb", "lb_idx", "key",
         "out_proxy",  # used only on the mesh path (see proxy.py)
-        "rparent", "flight", "tries", "relayed", "lb_gen",  # used only through a router (see router.py)
+        "rparent", "flight", "tries", "relayed", "lb_gen",  # used only by a route with a policy (see route.py)
         "visit",  # used only with run.common_random_numbers (see crn.py)
     )
 
@@ -126,37 +129,27 @@ class Caller:
         self.env = sim.kernel.env
         self.network: Network = sim.network
         self.net_enabled: bool = sim.network.enabled
-        #: per target service: (view, balancer, router); router is None when no policy can act (fast path)
-        self.balancers: dict[ServiceRT, tuple[list[Instance], Balancer, Any]] = {}
+        #: per target service: this caller's route to it (view, balancer, policy; see route.py)
+        self.routes: dict[ServiceRT, Route] = {}
         self.mesh: bool = sim.mesh_on  # calls go through proxies (sim.proxy.Proxy)
         self.proxy: Any = None  # this caller's own proxy (sidecar or node proxy), if any
         self._outbound_cbs = [self._outbound_done]
 
-    def _route(self, service: ServiceRT) -> tuple[list[Instance], Balancer, Any]:
-        entry = self.balancers[service] = self.sim.make_route(self, service)
-        return entry
+    def route(self, service: ServiceRT) -> Route:
+        """This caller's route to ``service`` (made on first use by the simulation)."""
+        route = self.routes.get(service)
+        if route is None:
+            route = self.routes[service] = self.sim.make_route(self, service)
+        return route
 
     def pick(self, service: ServiceRT) -> Instance:
         """The instance of ``service`` this caller's balancer chooses now."""
-        entry = self.balancers.get(service) or self._route(service)
-        return entry[0][entry[1].pick(self.env._now)]
+        route = self.route(service)
+        return route.view[route.balancer.pick(self.env._now)]
 
     def send(self, call: Call, service: ServiceRT) -> None:
-        """Pick an instance and send ``call`` to it over the network."""
-        view, balancer, router = self.balancers.get(service) or self._route(service)
-        if router is not None:
-            router.send(call)
-            return
-        idx = balancer.pick(self.env._now, call.key)
-        inst = call.inst = view[idx]
-        if balancer.tracks_load:
-            balancer.on_start(idx)
-            call.lb = balancer
-            call.lb_idx = idx
-        if self.net_enabled and not self.mesh:  # the plain path, inlined
-            self.network.send(self.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
-        else:
-            self.transmit(call)
+        """Send ``call`` to ``service`` through this caller's route (which picks the instance)."""
+        (self.routes.get(service) or self.route(service)).send(call)
 
     def transmit(self, call: Call) -> None:
         """Send ``call`` to ``call.inst`` (chosen already): through the proxies, or over the network."""
@@ -231,8 +224,9 @@ class Instance(Caller):
         self.span_ids = sim.span_ids
         # SimPy's heap and event-id counter: pushing onto them directly is what
         # Environment.schedule does, minus one Python call (see kernel.py)
-        self._heap = self.env._queue
-        self._eid = self.env._eid
+        # a call is its own service-completion event: pushed onto the kernel's carrier queue here, inline
+        # (Kernel.push_at's body: the hot path of every call; see Kernel.carrier_queue)
+        self._heap, self._eid = self.kernel.carrier_queue()
         # full-mode span recording: one packed row appended to the recorder's bytearray
         self._span_rows = sim.recorder.s_rows if sim.recorder.spans_on else None
 
@@ -284,8 +278,7 @@ class Instance(Caller):
             self.queue_area += now - nxt.t_arrive
             nxt.holding = True
             nxt.t_start = now
-            nxt.callbacks = self._svc_done_cbs
-            self.env.schedule(nxt, 1, next(self.svc_streams[nxt.ep.gid]))
+            self.kernel.push(nxt, next(self.svc_streams[nxt.ep.gid]), self._svc_done_cbs)
         else:
             self.busy -= 1
 
@@ -333,7 +326,7 @@ class Instance(Caller):
                 child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host, self.env._now)
                 child.gen = step
                 child.key = call.key
-                self.send(child, service)
+                (self.routes.get(service) or self.route(service)).send(child)  # Caller.send, inlined
                 return
             if m:
                 call.pending = m
@@ -346,7 +339,7 @@ class Instance(Caller):
                     child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host, now)
                     child.gen = step
                     child.key = call.key
-                    self.send(child, service)
+                    (self.routes.get(service) or self.route(service)).send(child)
                 return
             step = call.step = step + 1
         self.finish(call, OK)

@@ -9,6 +9,14 @@ completion costs one heap push and one function call, not a generator
 process and several events.  Ordinary SimPy processes (the registry, control
 plane) share the same loop and clock.
 
+This module is the only one that touches SimPy's private state (its heap,
+event counter and clock; tests/test_simpy_boundary.py checks).  The rest of
+the package reads the time with :attr:`Kernel.now` or, on hot paths,
+``Kernel.clock()``, and schedules with :meth:`Kernel.push` /
+:meth:`Kernel.push_at` (carriers) and :meth:`Kernel.call_later` /
+:meth:`Kernel.call_at` (timers); tests/test_kernel_contract.py pins what
+this relies on against SimPy's own ``schedule`` and ``step``.
+
 >>> k = Kernel()
 >>> seen = []
 >>> _ = k.call_later(5.0, seen.append, "five")
@@ -23,7 +31,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 from heapq import heapify, heappush
+from operator import attrgetter
 from typing import Any
 
 import simpy
@@ -88,6 +98,13 @@ class Kernel:
         self.env = env if env is not None else simpy.Environment()
         self._schedule = self.env.schedule
         self._cancelled = 0  # cancelled timers on the heap (an upper bound)
+        # SimPy's heap and event-id counter, bound once: pushing onto them is
+        # Environment.schedule's body minus a call (pinned by tests/test_kernel_contract.py)
+        self._heap: list = self.env._queue
+        self._eid = self.env._eid
+        #: the current simulated time (ms) as a zero-argument call, for hot paths: ``now = clock()``
+        #: costs about a third of the :attr:`now` property and equals it
+        self.clock: Callable[[], float] = _clock_of(self.env)
 
     @property
     def now(self) -> float:
@@ -98,8 +115,7 @@ class Kernel:
         """Call ``fn(arg)`` after ``delay_ms``; returns a cancellable Timer."""
         t = Timer(fn, arg, self)
         t.callbacks = _FIRE
-        env = self.env
-        heappush(env._queue, (env._now + delay_ms, NORMAL, next(env._eid), t))  # env.schedule, inlined
+        heappush(self._heap, (self.env._now + delay_ms, NORMAL, next(self._eid), t))  # env.schedule, inlined
         return t
 
     def call_at(self, time_ms: float, fn: Callable[[Any], Any], arg: Any = None) -> Timer:
@@ -121,9 +137,84 @@ class Kernel:
         self._cancelled = 0
 
     def push(self, carrier: Carrier, delay_ms: float, callbacks: list) -> None:
-        """Schedule a carrier: after ``delay_ms`` each of ``callbacks`` gets it."""
+        """Schedule a carrier: after ``delay_ms`` each of ``callbacks`` gets it.
+
+        Exactly ``env.schedule(carrier, NORMAL, delay_ms)`` (time ``now + delay_ms``),
+        one call cheaper.
+
+        >>> k = Kernel(); seen = []
+        >>> c = Carrier(); k.push(c, 2.5, [lambda c: seen.append(k.now)])
+        >>> k.env.run(); seen
+        [2.5]
+        """
         carrier.callbacks = callbacks
-        self._schedule(carrier, NORMAL, delay_ms)
+        heappush(self._heap, (self.env._now + delay_ms, NORMAL, next(self._eid), carrier))
+
+    def push_at(self, carrier: Carrier, at_ms: float, callbacks: list) -> None:
+        """Schedule a carrier at absolute time ``at_ms`` (the caller makes sure it is not before now).
+
+        For callers that computed the time themselves (``now + d``, a FIFO
+        clamp, a queue's free time): the heap gets ``at_ms`` as it is, no
+        ``now + (at_ms - now)`` round trip.
+
+        >>> k = Kernel(); seen = []
+        >>> c = Carrier(); k.push_at(c, 7.0, [lambda c: seen.append(k.now)])
+        >>> k.env.run(); seen
+        [7.0]
+        """
+        carrier.callbacks = callbacks
+        heappush(self._heap, (at_ms, NORMAL, next(self._eid), carrier))
+
+    def push_due(self, carrier: Carrier, due_ms: float, callbacks: list) -> float:
+        """Schedule a carrier at ``due_ms``, or now if that has passed; return the time it will run at.
+
+        The time is ``now + max(0, due_ms - now)``, the float ``env.schedule``
+        and :meth:`call_at` make of it (it may differ from ``due_ms`` in the
+        last bit); when the carrier runs, the clock reads exactly the value
+        returned, so the caller can keep it instead of reading the clock then.
+
+        >>> k = Kernel(); k.env.run(until=0.1)
+        >>> k.push_due(Carrier(), 0.45, []), k.push_due(Carrier(), 0.05, [])
+        (0.44999999999999996, 0.1)
+        """
+        now = self.env._now
+        at = now + (due_ms - now if due_ms > now else 0.0)
+        carrier.callbacks = callbacks
+        heappush(self._heap, (at, NORMAL, next(self._eid), carrier))
+        return at
+
+    def carrier_queue(self) -> tuple[list, Any]:
+        """The heap and event-id counter carriers go on, for a hot path that pushes them inline.
+
+        Pushing ``(time_ms, NORMAL, next(eid), carrier)`` onto the heap is
+        :meth:`push_at` without the call; the engine does it once per call
+        (a service start), where the saved call is worth a few percent.
+        Set ``carrier.callbacks`` first.
+
+        >>> k = Kernel(); heap, eid = k.carrier_queue(); seen = []
+        >>> c = Carrier(); c.callbacks = [lambda c: seen.append(k.now)]
+        >>> heappush(heap, (3.0, NORMAL, next(eid), c)); k.env.run(); seen
+        [3.0]
+        """
+        return self._heap, self._eid
+
+    def pending(self) -> int:
+        """Entries on the heap (events, carriers and timers, cancelled ones included)."""
+        return len(self._heap)
+
+
+def _clock_of(env: simpy.Environment) -> Callable[[], float]:
+    """A zero-argument callable returning ``env``'s current time, with no Python frame.
+
+    A partial of ``attrgetter("_now")``: C code all the way.  (Reading the
+    instance dict instead would be a little faster per call but makes CPython
+    give up the environment's inline attribute values, which slows every
+    ``step`` of SimPy's loop by more than it saves.)
+
+    >>> k = Kernel(); _ = k.call_later(4.0, len, ()); k.env.run(); k.clock()
+    4.0
+    """
+    return partial(attrgetter("_now"), env)
 
 
 #: events run between two checks of the clock (finite, sane) and of the wall-clock budget

@@ -16,7 +16,6 @@ With ``network.enabled: false`` delivery is immediate and never fails.
 from __future__ import annotations
 
 from collections.abc import Callable
-from heapq import heappush
 from typing import Any
 
 from ..distributions import Distribution, from_spec
@@ -80,6 +79,8 @@ class Network:
         self.partitions: dict[int, dict] = {}
         self._pairs: dict[tuple[str, str], _PairState] = {}
         self._deliver_cbs = [self._deliver]
+        self._clock = kernel.clock
+        self._push_at = kernel.push_at
         self.messages_sent = 0
         self.messages_dropped = 0
 
@@ -242,14 +243,12 @@ class Network:
             d += next(st.extra)
         ev = _Delivery()
         ev.fn, ev.msg, ev.dst, ev.on_drop = fn, msg, dst, on_drop
-        ev.callbacks = self._deliver_cbs
-        env = self.env
-        at = env._now + d
+        at = self._clock() + d
         if stream is not None:
             if at < stream[0]:
                 at = stream[0]
             stream[0] = at
-        heappush(env._queue, (at, 1, next(env._eid), ev))  # env.schedule, inlined
+        self._push_at(ev, at, self._deliver_cbs)
 
     def _deliver(self, ev: _Delivery) -> None:
         if self.host_up[ev.dst]:

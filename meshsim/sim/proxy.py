@@ -17,7 +17,7 @@ request-path proxy passes; the response passes fall in the caller's
 
 from __future__ import annotations
 
-from heapq import heappush, heapreplace
+from heapq import heapreplace
 from typing import Any
 
 REQUEST, RESPONSE = 0, 1
@@ -53,9 +53,9 @@ class Proxy:
     def __init__(self, sim: Any, name: str, host: str, spec: dict, streams: Any):
         self.name = name
         self.host = host
-        self.env = sim.kernel.env
-        self._heap = self.env._queue
-        self._eid = self.env._eid
+        self._clock = sim.kernel.clock  # the simulated time now (ms), read through the kernel
+        #: schedule the call's carrier at the pass's end (Kernel.push_at: the kernel owns SimPy's heap)
+        self._push_at = sim.kernel.push_at
         self.workers: int = spec["workers"]
         #: the time each worker frees up (a heap when there are several)
         self.free_at: list[float] = [0.0] * self.workers
@@ -76,7 +76,7 @@ class Proxy:
         ``upstream`` (outbound requests only) is the host the proxy connects to;
         a new or idled-out connection adds a handshake to the pass.
         """
-        now = self.env._now
+        now = self._clock()
         delay = next(self.costs[kind])
         if upstream is not None and self.mtls:
             conns = self.connections
@@ -94,12 +94,11 @@ class Proxy:
             free_at[0] = end
         else:
             heapreplace(free_at, end)
-        call.callbacks = callbacks
-        heappush(self._heap, (end, 1, next(self._eid), call))  # 1: NORMAL priority (env.schedule, inlined)
+        self._push_at(call, end, callbacks)
 
     def summary(self, window: float) -> dict[str, float]:
         """Utilisation over ``window`` ms (the part of passes still running after it is left out)."""
-        now = self.env._now
+        now = self._clock()
         busy = self.busy_area - sum(max(0.0, t - now) for t in self.free_at)
         return {
             "utilisation": busy / (self.workers * window) if window > 0 else float("nan"),

@@ -47,6 +47,7 @@ class Simulation:
         self.streams = RandomStreams(self.seed)
         self.kernel = Kernel()
         self.env = self.kernel.env
+        self._clock = self.kernel.clock  # the time on hot paths (one C call)
         m = spec["metrics"]
         self.warmup: float = m["warmup"]
         run = spec["run"]
@@ -200,7 +201,10 @@ class Simulation:
             for inst in caller.service.instances:
                 local[zone[inst.host]] = local.get(zone[inst.host], 0) + 1
             options.update(local_zone=zone[caller.host], local_zone_hosts=local)
-        return view, cls(self.endpoints_for(caller, service, view), rng, **options)
+        from ..core.lb.options import LbOptions
+
+        # one options object (the scenario checker has already refused options the policy does not read)
+        return view, cls(self.endpoints_for(caller, service, view), rng, LbOptions(**options))
 
     def endpoints_for(self, caller: Caller, service: ServiceRT, view: list[Instance],
                       unhealthy: Any = (), start_ms: dict[str, float] | None = None) -> list[Any]:
@@ -221,8 +225,8 @@ class Simulation:
         return [Endpoint(i.name, zone=zone[i.host], healthy=i.name not in unhealthy, priority=p,
                          start_ms=starts.get(i.name)) for i, p in zip(view, prio)]
 
-    def make_route(self, caller: Caller, service: ServiceRT) -> tuple[list[Instance], Balancer, Any]:
-        """The caller's view, balancer and router (None on the fast path) for calls to ``service``."""
+    def make_route(self, caller: Caller, service: ServiceRT) -> Any:
+        """The caller's route (meshsim.sim.route.Route: view, balancer, policy) for calls to ``service``."""
         from .router import route_policy
 
         profile = self.scenario.spec["mesh"]["profile"] if caller.proxy is not None else None
@@ -242,24 +246,22 @@ class Simulation:
             self._shared_routes[shared] = entry
         return entry
 
-    def _new_route(self, caller: Caller, service: ServiceRT, policy: Any, discovery: Any) -> tuple:
-        from .router import Upstream
+    def _new_route(self, caller: Caller, service: ServiceRT, policy: Any, discovery: Any) -> Any:
+        from .route import Route
 
         view, balancer = self.make_balancer(caller, service, need_health=policy.outlier is not None)
-        if policy.simple and discovery is None:
-            return view, balancer, None
-        router = Upstream(caller, service, view, balancer, policy, self)
-        self.routers.append(router)
+        route = Route(caller, service, view, balancer, policy, self, follows_registry=discovery is not None)
+        if not (policy.simple and discovery is None):
+            self.routers.append(route)  # a policy can act: reported in summary["resilience"]
         if discovery is not None:  # the view follows the registry (meshsim.registry.discovery)
-            router.lean = False
-            discovery.subscribe(caller, service, router)
-        return view, balancer, router
+            discovery.subscribe(caller, service, route)
+        return route
 
     def on_request_dropped(self, call: Call, reason: str) -> None:
         """A call's request message did not reach its instance: it fails at once."""
         call.finished = True
         call.status = status_code(reason)
-        self.recorder.span(call, call.inst.gid, call.ep.gid, self.env._now)
+        self.recorder.span(call, call.inst.gid, call.ep.gid, self._clock())
         call.parent.child_done(call)
 
     def on_reply_dropped(self, call: Call, reason: str) -> None:
@@ -268,7 +270,7 @@ class Simulation:
         call.parent.child_done(call)
 
     def request_done(self, call: Call, status: int) -> None:
-        self.recorder.request_end(call.req, self.env._now, status)
+        self.recorder.request_end(call.req, self._clock(), status)
         self.inflight -= 1
         if self.inflight == 0 and not self.arrivals_open and self._drain:
             self._stop()
@@ -288,7 +290,7 @@ class Simulation:
         if not self.arrivals_open:
             return
         self.arrivals_open = False
-        self.close_time = self.env._now
+        self.close_time = self.kernel.now
         self._snapshot("close")
         if isinstance(self.recorder, StreamingRecorder):
             self.recorder.close_time = self.close_time
@@ -298,7 +300,7 @@ class Simulation:
             self._stop()
 
     def _snapshot(self, which: str) -> None:
-        now = self.env._now
+        now = self.kernel.now
         for inst in self.instances:
             self.snapshots[which][inst.gid] = inst.areas(now)
 
@@ -314,7 +316,7 @@ class Simulation:
         return max(horizon / 200.0, 1e-3)
 
     def _sample(self, _arg: Any = None) -> None:
-        now = self.env._now
+        now = self.kernel.now
         rec = self.recorder
         for inst in self.instances:
             rec.sample(now, inst.gid, len(inst.queue), inst.busy)
@@ -354,7 +356,7 @@ class Simulation:
             self.network.set_host_up(f["host"], False)
         for inst in targets:
             inst.crash()
-        self.fault_log.append((self.env._now, "crash", f["instance"] or f["host"]))
+        self.fault_log.append((self.kernel.now, "crash", f["instance"] or f["host"]))
 
     def _restart(self, arg: tuple) -> None:
         f, targets = arg
@@ -362,20 +364,20 @@ class Simulation:
             self.network.set_host_up(f["host"], True)
         for inst in targets:
             inst.restart()
-        self.fault_log.append((self.env._now, "restart", f["instance"] or f["host"]))
+        self.fault_log.append((self.kernel.now, "restart", f["instance"] or f["host"]))
 
     def _slow(self, arg: tuple) -> None:
         """Scale the service times of ``targets`` by ``factor`` (1.0 restores them); the draws are the same."""
         f, targets, factor = arg
         for inst in targets:
             inst.scale_service_times(factor)
-        self.fault_log.append((self.env._now, "slow" if factor != 1.0 else "unslow", f["instance"] or f["host"]))
+        self.fault_log.append((self.kernel.now, "slow" if factor != 1.0 else "unslow", f["instance"] or f["host"]))
 
     def _registry_fault(self, arg: tuple) -> None:
         f, undo = arg
         what = self.discovery.fault(f, undo)
         if what is not None:
-            self.fault_log.append((self.env._now, what[0], what[1]))
+            self.fault_log.append((self.kernel.now, what[0], what[1]))
 
     def _net_fault(self, arg: tuple) -> None:
         i, f = arg
@@ -384,12 +386,12 @@ class Simulation:
         else:
             self.network.partition(i, f)
         what = " <-> ".join(map(str, f["between"] or [g for g in f["groups"]]))
-        self.fault_log.append((self.env._now, f["action"], what))
+        self.fault_log.append((self.kernel.now, f["action"], what))
 
     def _heal(self, arg: tuple) -> None:
         i, f = arg
         self.network.heal(i)
-        self.fault_log.append((self.env._now, "heal", f["action"]))
+        self.fault_log.append((self.kernel.now, "heal", f["action"]))
 
     def attach(self, component: Component) -> Component:
         """Add a component (registry, control plane, ...) that runs alongside the request path.
@@ -432,3 +434,16 @@ class Simulation:
             if inst.up:
                 inst.up_time += self.end_time - inst.up_since
         return self
+
+    def record(self) -> Any:
+        """The finished run as plain data (a :class:`~meshsim.run_record.RunRecord`), built once: the
+        recorder's columns, name tables, time marks, counters and each component's summary and tables.
+        It refers to nothing live, so this Simulation can be collected once the record is taken."""
+        rec = self.__dict__.get("_record")
+        if rec is None:
+            if math.isnan(self.end_time):
+                raise RuntimeError("Simulation.record(): run the simulation first")
+            from ..run_record import record_of
+
+            rec = self._record = record_of(self)
+        return rec

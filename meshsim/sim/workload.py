@@ -121,14 +121,15 @@ class Workload(Caller):
         self.ep = ep
         self.timeout: float | None = spec["timeout"]
         self.sent = 0
+        self._clock = sim.kernel.clock  # the kernel's time, one C call
         self.clients: int | None = spec.get("clients")
         if self.clients is not None:
             self._client_ids = _uniform_ints(sim.streams.generator(f"workload/{name}/clients"), self.clients)
             self._client_keys: dict[int, int] = {}
 
-    def send_root(self) -> Call:
+    def send_root(self, now: float) -> Call:
+        """Start a request at ``now`` (the current time, which the caller knows)."""
         sim = self.sim
-        now = sim.kernel.env._now
         rid = sim.recorder.request_start(self.index, now)
         call = Call(rid, next(sim.span_ids), self, -1, self.ep, self.host, now)
         if self.clients is not None:
@@ -172,6 +173,8 @@ class OpenWorkload(Workload, Carrier):
         self.times = times
         self.callbacks = None
         self._cbs = [self._fire]
+        self._push_due = self.sim.kernel.push_due
+        self._due = 0.0  # when the next arrival fires (the clock then reads exactly this)
         self.active = False
 
     def start(self) -> None:
@@ -188,15 +191,13 @@ class OpenWorkload(Workload, Carrier):
             self.active = False
             self.sim.workload_exhausted(self)
             return
-        self.callbacks = self._cbs
-        env = self.env
-        env.schedule(self, 1, t - env._now if t > env._now else 0.0)
+        self._due = self._push_due(self, t, self._cbs)
 
     def _fire(self, _self: Any) -> None:
         sim = self.sim
         if not self.active or not sim.arrivals_open:
             return
-        self.send_root()
+        self.send_root(self._due)
         sim.arrived += 1  # Simulation.count_arrival, inlined: this runs once per request
         if sim.max_requests is not None and sim.arrived >= sim.max_requests:
             sim.close_arrivals()
@@ -224,7 +225,7 @@ class ClosedWorkload(Workload):
     def _send(self, _arg: Any) -> None:
         if not self.active or not self.sim.arrivals_open:
             return
-        self.send_root()
+        self.send_root(self._clock())
         self.sim.count_arrival()
 
     def child_done(self, call: Call) -> None:

@@ -141,7 +141,7 @@ def fault_windows(result: Any) -> Any:
             end = min(later) if later else None
         rows.append({"start_ms": start, "end_ms": min(float(end), end_of_run) if end is not None else end_of_run,
                      "kind": action, "target": target})
-    for comp in getattr(result._sim, "components", []):
+    for comp in getattr(getattr(result, "record", None), "components", []):
         cluster = getattr(getattr(comp, "registry", None), "cluster", None)
         if cluster is None:
             continue

@@ -91,9 +91,9 @@ def _retry_policies(result: Any) -> tuple[set[str], set[str]]:
     for name, entry in res.items():
         if isinstance(entry, dict) and (entry.get("retries", 0) or entry.get("hedges", 0)):
             retried.add(name)
-    for r in getattr(result._sim, "routers", []):
-        if getattr(r, "hedge", False):
-            hedged.add(r.service.name)
+    for r in getattr(getattr(result, "record", None), "routers", []):
+        if r["hedge"]:
+            hedged.add(r["service"])
     return retried, hedged
 
 
