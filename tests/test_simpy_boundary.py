@@ -31,9 +31,8 @@ PACKAGE = ROOT / "meshsim"
 #: the one module allowed to touch SimPy's internals
 KERNEL = "meshsim/sim/kernel.py"
 
-#: converted by the Route refactor (onto Kernel.clock/push/push_at; router, route and proxy already are);
-#: empty it then
-PENDING = {"meshsim/sim/engine.py"}
+#: modules waiting to be converted onto the Kernel's methods (none left: the engine went last)
+PENDING: set[str] = set()
 
 
 def simpy_private_names() -> frozenset[str]:

@@ -207,10 +207,10 @@ class KeyedInstance(Instance):
         self._starting = q[0] if q else None
         Instance._service_done(self, call)
 
-    def advance(self, call: Call) -> None:
+    def advance(self, call: Call, now: float | None = None) -> None:
         self._advancing = call
         self._keyed_uniforms.step = -1
-        Instance.advance(self, call)
+        Instance.advance(self, call, now)
 
 
 __all__ = ["CommonDraws", "EndpointDraws", "KeyedDraws", "KeyedInstance", "MAX_KEYED_VISITS"]

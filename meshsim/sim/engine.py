@@ -73,7 +73,7 @@ class Call(Carrier):
 
     __slots__ = (
         "req", "span", "parent", "parent_span", "ep", "inst", "src_host",
-        "t_send", "t_arrive", "t_start", "t_svc", "step", "pending", "ok", "need",
+        "t_send", "t_arrive", "t_start", "t_svc", "t_due", "step", "pending", "ok", "need",
         "gen", "status", "finished", "holding", "lb", "lb_idx", "key",
         "out_proxy",  # used only on the mesh path (see proxy.py)
         "rparent", "flight", "tries", "relayed", "lb_gen",  # used only by a route with a policy (see route.py)
@@ -127,6 +127,8 @@ class Caller:
         self.host = host
         self.name = name
         self.env = sim.kernel.env
+        #: the simulated time now (ms), read through the kernel (the only module that touches SimPy)
+        self._clock = sim.kernel.clock
         self.network: Network = sim.network
         self.net_enabled: bool = sim.network.enabled
         #: per target service: this caller's route to it (view, balancer, policy; see route.py)
@@ -145,7 +147,7 @@ class Caller:
     def pick(self, service: ServiceRT) -> Instance:
         """The instance of ``service`` this caller's balancer chooses now."""
         route = self.route(service)
-        return route.view[route.balancer.pick(self.env._now)]
+        return route.view[route.balancer.pick(self._clock())]
 
     def send(self, call: Call, service: ServiceRT) -> None:
         """Send ``call`` to ``service`` through this caller's route (which picks the instance)."""
@@ -246,7 +248,7 @@ class Instance(Caller):
 
     # -- arrival, service ------------------------------------------------------
     def arrive(self, call: Call) -> None:
-        now = self.env._now
+        now = self._clock()
         call.t_arrive = now
         self.arrivals += 1
         if not self.up:
@@ -263,7 +265,9 @@ class Instance(Caller):
             call.holding = True
             call.t_start = now
             call.callbacks = self._svc_done_cbs
-            heappush(self._heap, (now + next(self.svc_streams[call.ep.gid]), NORMAL, next(self._eid), call))
+            # the completion is due at t_due: the very float on the heap, so _service_done knows the time
+            due = call.t_due = now + next(self.svc_streams[call.ep.gid])
+            heappush(self._heap, (due, NORMAL, next(self._eid), call))
         elif self.queue_cap is not None and len(self.queue) >= self.queue_cap:
             self.rejected += 1
             self.finish(call, QUEUE_FULL)
@@ -278,14 +282,15 @@ class Instance(Caller):
             self.queue_area += now - nxt.t_arrive
             nxt.holding = True
             nxt.t_start = now
-            self.kernel.push(nxt, next(self.svc_streams[nxt.ep.gid]), self._svc_done_cbs)
+            due = nxt.t_due = now + next(self.svc_streams[nxt.ep.gid])
+            self.kernel.push_at(nxt, due, self._svc_done_cbs)
         else:
             self.busy -= 1
 
     def _service_done(self, call: Call) -> None:
         if call.finished:
             return  # the instance crashed while serving it
-        now = call.t_svc = self.env._now
+        now = call.t_svc = call.t_due  # the time this completion was scheduled for: now
         if not self.blocking:  # release the worker (inlined _release: hot path)
             call.holding = False
             self.busy_area += now - call.t_start
@@ -296,17 +301,18 @@ class Instance(Caller):
                 nxt.holding = True
                 nxt.t_start = now
                 nxt.callbacks = self._svc_done_cbs
-                heappush(self._heap, (now + next(self.svc_streams[nxt.ep.gid]), NORMAL, next(self._eid), nxt))
+                due = nxt.t_due = now + next(self.svc_streams[nxt.ep.gid])
+                heappush(self._heap, (due, NORMAL, next(self._eid), nxt))
             else:
                 self.busy -= 1
         if call.ep.steps:
-            self.advance(call)
+            self.advance(call, now)
         else:
-            self.finish(call, OK)
+            self.finish(call, OK, now)
 
     # -- downstream calls --------------------------------------------------------
-    def advance(self, call: Call) -> None:
-        """Run the endpoint's steps from ``call.step`` until one must wait."""
+    def advance(self, call: Call, now: float | None = None) -> None:
+        """Run the endpoint's steps from ``call.step`` until one must wait (``now``: the time, if known)."""
         ep = call.ep
         steps = ep.steps
         n = len(steps)
@@ -323,7 +329,8 @@ class Instance(Caller):
                 call.pending = call.need = 1
                 call.ok = 0
                 service, target_ep, _p = chosen[0]
-                child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host, self.env._now)
+                child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host,
+                             self._clock() if now is None else now)
                 child.gen = step
                 child.key = call.key
                 (self.routes.get(service) or self.route(service)).send(child)  # Caller.send, inlined
@@ -332,7 +339,8 @@ class Instance(Caller):
                 call.pending = m
                 call.ok = 0
                 call.need = m if k is None or k > m else k
-                now = self.env._now
+                if now is None:
+                    now = self._clock()
                 for service, target_ep, _p in chosen:
                     if call.finished or call.step != step:
                         break  # a synchronous failure already decided this step
@@ -344,11 +352,12 @@ class Instance(Caller):
             step = call.step = step + 1
         self.finish(call, OK)
 
-    def finish(self, call: Call, status: int) -> None:
-        """End ``call`` with ``status``, record its span and reply to its caller."""
+    def finish(self, call: Call, status: int, now: float | None = None) -> None:
+        """End ``call`` with ``status``, record its span and reply to its caller (``now``: the time, if known)."""
         call.finished = True
         call.status = status
-        now = self.env._now
+        if now is None:
+            now = self._clock()
         if call.holding:
             self._release(call, now)
         self.active.pop(call.span, None)
@@ -401,7 +410,7 @@ class Instance(Caller):
         """
         if not self.up:
             return
-        now = self.env._now
+        now = self._clock()
         self.busy_area, self.queue_area = self.areas(now)
         self.up = False
         self.crashes += 1
@@ -419,7 +428,7 @@ class Instance(Caller):
         if self.up:
             return
         self.up = True
-        self.up_since = self.env._now
+        self.up_since = self._clock()
 
 
 def _reply_arrived(call: Call) -> None:
