@@ -20,7 +20,7 @@ from typing import Any
 
 from ..distributions import Distribution, from_spec
 from ..rng import RandomStreams, uniform_stream
-from ..scenario.spec import DEFAULT_LATENCY
+from ..calibration import DEFAULT_LATENCY
 from .kernel import Carrier, Kernel
 
 DropFn = Callable[[Any, str], Any]

@@ -152,7 +152,7 @@ class Simulation:
     def _build_proxies(self, mesh: dict) -> None:
         """Sidecars (one per instance and client) or node proxies (one per host)."""
         from ..distributions import from_spec
-        from ..scenario.spec import MESH_PROFILES
+        from ..calibration import MESH_PROFILES
 
         cfg = dict(mesh)
         for key, default in MESH_PROFILES[mesh["profile"]].items():
