@@ -794,9 +794,11 @@ class RaftNode:
         last = self._snapshot.index if self._snapshot is not None else 0
         return t is not None and self._applied - last >= t
 
-    def compact(self, data: Any, now: float) -> Ready:
-        """Take a snapshot at the applied index with the state machine's ``data`` and drop the log up to
-        ``trailing_logs`` entries before it (hashicorp/raft's takeSnapshot and compactLogs).
+    def compact(self, data: Any, now: float, index: int | None = None) -> Ready:
+        """Take a snapshot at ``index`` (default: the applied index) with the state machine's ``data`` as of
+        that index, and drop the log up to ``trailing_logs`` entries before it (hashicorp/raft's
+        takeSnapshot and compactLogs).  A shell that applies entries later than the node reports them
+        passes the index its state machine has reached.
 
         >>> import numpy as np
         >>> n = RaftNode(1, (1,), RaftConfig.profile("paper", trailing_logs=1), np.random.default_rng(0))
@@ -808,7 +810,9 @@ class RaftNode:
         (4, 4, ['c'], True)
         """
         self._begin()
-        i = self._applied
+        i = self._applied if index is None else index
+        if i > self._applied:
+            raise ValueError(f"cannot snapshot at {i}: only {self._applied} is applied")
         if i > (self._snapshot.index if self._snapshot is not None else 0):
             self._snapshot = Snapshot(i, self._term_at(i), self._config_voters(i), data)
             self._truncate_prefix(max(self._offset, i - self.config.trailing_logs))

@@ -139,6 +139,14 @@ class _Cluster(RaftCluster):
         super()._reads(server, ready)
         self.registry._on_reads(server, ready)
 
+    def _snapshot_data(self, server: RaftServer) -> tuple[Any, int]:
+        cat = self.registry._state(server.name).catalog
+        return cat.snapshot(), cat.applied_index
+
+    def _restored(self, server: RaftServer, snapshot: Any) -> None:
+        super()._restored(server, snapshot)
+        self.registry._on_restored(server, snapshot)
+
     def _event(self, server: RaftServer | None, event: str) -> None:
         super()._event(server, event)
         if event == "crash" and server is not None:
@@ -662,6 +670,14 @@ class Registry:
                 st.pending_writes.clear()
                 for rpc in pending:
                     self._hold(st, rpc)
+
+    def _on_restored(self, server: RaftServer, snapshot: Any) -> None:
+        """The server's catalog becomes the snapshot's (hashicorp/raft restores the FSM from it).  Its
+        streaming subscriptions break, as on a crash: they reconnect and get a fresh snapshot."""
+        st = self._state(server.name)
+        st.catalog = Catalog.restore(snapshot.data, st.answers)
+        if self._hub is not None:
+            self._hub.server_crashed(server.name)
 
     def _on_applied(self, server: RaftServer, entries: list[Entry]) -> None:
         st = self._state(server.name)

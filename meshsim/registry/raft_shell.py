@@ -136,6 +136,11 @@ class RaftServer:
         self.known_leader: str | None = None
         self.seen_term = -1  # the node's term when availability was last checked
         self.disk_writes = 0
+        #: the last log index this server's state machine applied (a restart comes back from its snapshot)
+        self.applied = 0
+        #: snapshots taken (RaftNode.compact) and installed (from the leader)
+        self.snapshots_taken = self.snapshots_installed = 0
+        self._snap_rng: Any = None
         self._timer: Timer | None = None
         self._timer_at = 0.0  # kernel time the timer fires
         self._streams: dict[str, list[float]] = {}  # peer -> its connection's last arrival (Network.send)
@@ -212,7 +217,14 @@ class RaftServer:
         self.seen_term = -1
         c._event(self, "start" if self.starts == 0 else "restart")
         self.starts += 1
+        self.applied = 0
         self._handle("start", self.node.start(self.clock()))
+        if c.config.snapshot_threshold is not None:
+            # hashicorp/raft's runSnapshots: every randomTimeout(SnapshotInterval), snapshot if the log grew
+            # by SnapshotThreshold since the last one
+            if self._snap_rng is None:
+                self._snap_rng = Uniforms(c.streams.generator(f"{c.name}/{self.name}/snapshots"))
+            self._arm_snapshot()
 
     def crash(self) -> None:
         """Lose the node, its timer, queued outputs and unfinished writes; keep :attr:`persisted`."""
@@ -227,6 +239,27 @@ class RaftServer:
         self.known_leader = None
         self.cluster._event(self, "crash")
         self.cluster._check_available()
+
+    def _arm_snapshot(self) -> None:
+        iv = self.cluster.config.snapshot_interval_ms
+        self.kernel.call_later(self._snap_rng.uniform(iv, 2.0 * iv), self._snapshot_tick, self.incarnation)
+
+    def _snapshot_tick(self, incarnation: int) -> None:
+        if incarnation != self.incarnation or self.node is None:
+            return  # crashed since: the restart arms its own
+        if self.node.should_snapshot():
+            self.snapshot()
+        self._arm_snapshot()
+
+    def snapshot(self) -> Ready | None:
+        """Take a snapshot of the state machine now (what the snapshot timer does when the log has grown)."""
+        if self.node is None:
+            return None
+        data, index = self.cluster._snapshot_data(self)
+        if index <= (self.node.snapshot.index if self.node.snapshot is not None else 0):
+            return None
+        self.snapshots_taken += 1
+        return self._handle("compact", self.node.compact(data, self.clock(), index=index))
 
     def restart(self) -> None:
         """Crash (if up) and start again from the persisted state."""
@@ -326,7 +359,11 @@ class RaftServer:
             self.disk_writes += 1
         for to, msg in ready.messages:
             self._send(to, msg)
+        if ready.snapshot is not None:  # restore the state machine (after a restart, or sent by the leader)
+            self.applied = ready.snapshot.index
+            self.cluster._restored(self, ready.snapshot)
         if ready.committed:
+            self.applied = ready.committed[-1].index
             self.cluster._applied(self, ready.committed)
         if ready.reads or ready.failed_reads:
             self.cluster._reads(self, ready)
@@ -745,6 +782,17 @@ class RaftCluster:
             row = self._proposal_row.pop((server.name, server.incarnation, e.index, e.term), None)
             if row is not None:
                 self.proposals["commit_time"][row] = now
+
+    def _snapshot_data(self, server: RaftServer) -> tuple[Any, int]:
+        """(state machine data, the index it is at) for a snapshot of ``server``; a bare cluster has no
+        state machine: nothing, at the last index the server applied."""
+        return None, server.applied
+
+    def _restored(self, server: RaftServer, snapshot: Any) -> None:
+        """``server`` restored its state machine from ``snapshot``: its own after a restart, or the leader's
+        (InstallSnapshot).  A hook for the registry's catalog; recorded as a "snapshot" event."""
+        self._event(server, "snapshot")
+        server.snapshots_installed += 1
 
     def _reads(self, server: RaftServer, ready: Ready) -> None:
         r = self.reads
