@@ -157,8 +157,12 @@ class Agent:
     def add_instance(self, instance_id: str, service: str, *, zone: str | None = None, tags: tuple[str, ...] = (),
                      check: HealthCheck | None = None, alive: Callable[[], bool] | None = None,
                      probe: Callable[[], bool] | None = None, heartbeat_ms: float | None = None,
-                     probe_response_ms: float = 0.0) -> None:
-        """Own a service instance on this host; ``check`` is a TTLCheck, a ProbeCheck or None."""
+                     probe_response_ms: float = 0.0, registered: bool = False) -> None:
+        """Own a service instance on this host; ``check`` is a TTLCheck, a ProbeCheck or None.
+
+        ``registered``: the catalog holds the instance already, as the agent has it (its check's status now),
+        so starting it writes nothing: for a registry loaded with :meth:`Registry.preload
+        <meshsim.registry.catalog.Registry.preload>` before it starts."""
         if instance_id in self.instances:
             raise ValueError(f"instance {instance_id!r} is already on agent {self.host!r}")
         if isinstance(check, ProbeCheck) and probe is None:
@@ -175,6 +179,10 @@ class Agent:
                 raise ValueError("heartbeat_ms must be positive")
         inst = _Instance(instance_id, service, zone or self.zone, tags, check, alive, probe, heartbeat_ms,
                          float(probe_response_ms))
+        if registered:
+            if self.started:
+                raise ValueError("registered=True is for instances added before the registry starts")
+            inst.acked = inst.wanted()
         self.instances[instance_id] = inst
         self._seen_services.add(service)
         if self.started:
