@@ -153,3 +153,19 @@ def test_same_seed_same_results():
     assert a.propagation.equals(b.propagation)
     c = gs.run(shape, seed=10)
     assert not math.isclose(c.summary["propagation_ms"]["p50"], a.summary["propagation_ms"]["p50"])
+
+
+def test_inline_probe_outcomes_equal_the_general_path(monkeypatch):
+    """The agent's fast path (a probe answered with no delay handled at once) gives the same health, write
+    and delivery tables as an event at the same instant."""
+    from meshsim.registry.agent import Agent
+
+    shape = gs.ScaleShape.sized(800, steady_ms=8_000.0, settle_ms=6_000.0, churn_per_s_per_1000=8.0)
+    fast = gs.run(shape, seed=4)
+    monkeypatch.setattr(Agent, "inline_outcomes", False)
+    slow = gs.run(shape, seed=4)
+    for table in ("health", "writes", "streams"):
+        a, b = fast.registry.frame(table), slow.registry.frame(table)
+        assert len(a) > 20 and a.equals(b), table
+    assert fast.propagation.equals(slow.propagation)
+    assert slow.summary["events"] > fast.summary["events"] + 1_000

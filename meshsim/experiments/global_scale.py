@@ -46,7 +46,9 @@ from typing import Any
 
 import numpy as np
 
+from .._gc import fewer_collections
 from ..core.catalog import PASSING
+from ..core.cpu import ServeCost
 from ..core.health import ProbeCheck
 from ..core.raft import RaftConfig
 from ..errors import ScenarioErrors
@@ -78,6 +80,10 @@ BENCHMARK_INSTANCES, BENCHMARK_HOSTS = 178_000, 10_000
 #: Consul's proxy-config coalescing: a sidecar's new config goes out this long after the first change
 #: (hashicorp/consul agent/proxycfg/state.go, coalesceTimeout)
 COALESCE_MS = 200.0
+#: the benchmark's servers: c5d.9xlarge, 36 vCPUs (infrastructure/terraform.tfvars)
+SERVER_CORES = 36
+#: work to send one message and per instance in it: an assumption (not measured), see docs/registry.md
+SERVE_COST = ServeCost(per_message_ms=0.05, per_instance_ms=0.01)
 #: the experiment's parameter file (the benchmark at full size)
 SHAPE_FILE = Path(__file__).resolve().parents[1] / "data" / "scale" / "global_scale.yaml"
 
@@ -104,6 +110,9 @@ class ScaleShape:
     raft_multiplier: int = 5
     coalesce_ms: float = COALESCE_MS
     disk_delay: Any = field(default_factory=lambda: {"dist": "uniform", "low": 0.1, "high": 0.5})
+    server_cores: int = SERVER_CORES
+    per_message_ms: float = SERVE_COST.per_message_ms
+    per_instance_ms: float = SERVE_COST.per_instance_ms
 
     def __post_init__(self):
         if self.discovery not in ("streaming", "blocking"):
@@ -176,11 +185,19 @@ SHAPE_SCHEMA = Struct("global scale", {
                                                                 "the default, 5)"),
     "coalesce": Field(Duration(), default=COALESCE_MS, doc="Consul's proxycfg coalesce timeout (200ms)"),
     "disk_delay": Field(Dist(), default=None, doc="a server's fsync (default uniform 0.1-0.5ms, NVMe)"),
+    "server_cores": Field(Int(min=0, max=4096), default=SERVER_CORES,
+                          doc="cores of each server that encode and send answers and stream messages (0: "
+                              "sending is free)"),
+    "per_message": Field(Duration(), default=SERVE_COST.per_message_ms,
+                         doc="work to send one answer or stream message (assumed 50us)"),
+    "per_instance": Field(Duration(), default=SERVE_COST.per_instance_ms,
+                          doc="work per instance in it (assumed 10us)"),
 }, doc="The Consul Global Scale Benchmark's shape (meshsim.experiments.global_scale).")
 
 _FIELD_MAP = {"check_interval": "check_interval_ms", "check_timeout": "check_timeout_ms", "start": "start_ms",
               "steady": "steady_ms", "settle": "settle_ms", "deploy": "deploy_instances",
-              "churn": "churn_per_s_per_1000", "churn_down": "churn_down_ms", "coalesce": "coalesce_ms"}
+              "churn": "churn_per_s_per_1000", "churn_down": "churn_down_ms", "coalesce": "coalesce_ms",
+              "per_message": "per_message_ms", "per_instance": "per_instance_ms"}
 
 
 def load_shape(source: str | Path | dict | None = None, overrides: dict[str, Any] | list[str] | None = None
@@ -194,7 +211,7 @@ def load_shape(source: str | Path | dict | None = None, overrides: dict[str, Any
     ...     load_shape({"instance": 10})
     ... except Exception as e:
     ...     print(e)
-    instance: unknown key; valid keys are instances, hosts, tiers, shared_instances, servers, zones, discovery, check_interval, check_timeout, start, steady, settle, target, deploy, churn, churn_down, raft_multiplier, coalesce, disk_delay (did you mean 'instances'?)
+    instance: unknown key; valid keys are instances, hosts, tiers, shared_instances, servers, zones, discovery, check_interval, check_timeout, start, steady, settle, target, deploy, churn, churn_down, raft_multiplier, coalesce, disk_delay, server_cores, per_message, per_instance (did you mean 'instances'?)
     """
     from ..scenario.load import parse_override, read_yaml, set_path
 
@@ -301,6 +318,11 @@ def _up(down: set, iid: str) -> bool:
 
 def run(shape: ScaleShape | None = None, seed: int = 1) -> ScaleResult:
     """Run the experiment (see module doc); ``shape`` defaults to the benchmark at full size."""
+    with fewer_collections():
+        return _run(shape, seed)
+
+
+def _run(shape: ScaleShape | None, seed: int) -> ScaleResult:
     import pandas as pd
 
     shape = shape if shape is not None else ScaleShape()
@@ -313,7 +335,9 @@ def run(shape: ScaleShape | None = None, seed: int = 1) -> ScaleResult:
     spec = {"enabled": True, "latency": {}, "loss": 0.0, "links": []}
     net = Network(kernel, host_zone, {z: "region-0" for z in zones}, spec, streams)
     config = RaftConfig.profile("consul", raft_multiplier=shape.raft_multiplier)
-    reg = Registry(kernel, net, servers, config, streams, disk_delay=shape.disk_delay)
+    reg = Registry(kernel, net, servers, config, streams, disk_delay=shape.disk_delay,
+                   server_cores=shape.server_cores or None,
+                   serve_cost=ServeCost(shape.per_message_ms, shape.per_instance_ms))
     placement = _placement(shape)
     check = dict(interval_ms=shape.check_interval_ms, timeout_ms=shape.check_timeout_ms)
     down: set[str] = set()  # instances failing their checks now (background churn)
@@ -412,10 +436,20 @@ def run(shape: ScaleShape | None = None, seed: int = 1) -> ScaleResult:
         "writes": len(reg.writes), "server_load": totals,
         "busiest_server_instances_per_s": (busiest["blocking"]["instances"] + busiest["reads"]["instances"]
                                            + busiest["streaming"]["instances"]) / span_s,
+        "server_cpu": _cpu_summary(load),
         "events": kernel.events_processed(), "events_run": kernel.events_processed() - events0,
         "simulated_ms": kernel.now, "wall_s": wall, "build_s": t_build,
     }
     return result
+
+
+def _cpu_summary(load: dict) -> dict[str, float]:
+    """The busiest server's processors: utilisation, mean and largest wait, and backlog at the end (ms)."""
+    cpus = [v["cpu"] for v in load["servers"].values() if "cpu" in v]
+    if not cpus:
+        return {"utilisation": math.nan, "mean_wait_ms": math.nan, "max_wait_ms": math.nan, "backlog_ms": math.nan}
+    c = max(cpus, key=lambda c: c["busy_ms"])
+    return {k: c[k] for k in ("utilisation", "mean_wait_ms", "max_wait_ms", "backlog_ms")}
 
 
 def _deliver(update, service: str, now: float, entries: tuple, index: int) -> None:

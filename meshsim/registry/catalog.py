@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from ..core.catalog import Catalog, Command
+from ..core.cpu import CpuQueue, ServeCost
 from ..core.raft import FOLLOWER, LEADER, Entry, RaftConfig, Ready
 from ..rng import RandomStreams, Uniforms
 from ..sim.kernel import Kernel, Timer
@@ -216,7 +217,8 @@ class Registry:
                  config: RaftConfig | None = None, streams: RandomStreams | None = None, *,
                  name: str = "registry", rpc_hold_timeout_ms: float = RPC_HOLD_TIMEOUT_MS,
                  request_timeout_ms: float = 30_000.0, attempt_timeout_ms: float = 10_000.0,
-                 retry_backoff_ms: float = 250.0, **raft_options: Any):
+                 retry_backoff_ms: float = 250.0, server_cores: int | None = None,
+                 serve_cost: ServeCost | None = None, **raft_options: Any):
         for v, what in ((rpc_hold_timeout_ms, "rpc_hold_timeout_ms"), (request_timeout_ms, "request_timeout_ms"),
                         (attempt_timeout_ms, "attempt_timeout_ms"), (retry_backoff_ms, "retry_backoff_ms")):
             if not v > 0 or not math.isfinite(v):
@@ -256,6 +258,10 @@ class Registry:
         self._load = {n: {"read": 0, "read_instances": 0, "block": 0, "block_instances": 0}
                       for n in self.cluster.servers}
         self._hub: Any = None  # the StreamHub, made by the first streaming subscription
+        #: each server's processors for what it sends (answers, stream messages), or None: sending is free
+        self.serve_cost = serve_cost if serve_cost is not None else (ServeCost() if server_cores else None)
+        self.cpus: dict[str, CpuQueue] | None = (
+            {n: CpuQueue(int(server_cores)) for n in self.cluster.servers} if server_cores else None)
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -468,7 +474,9 @@ class Registry:
         {"requests", "instances", "requests_per_s", "instances_per_s"}, "reads": {...},
         "streaming": {"subscriptions", "resumes", "snapshots", "events", "instances", "requests_per_s",
         "messages_per_s", "instances_per_s"}}}}``.  Instances sent are the "bytes-ish" unit: a blocking
-        answer carries the service's instances, a snapshot all of them, an event one."""
+        answer carries the service's instances, a snapshot all of them, an event one.  With ``server_cores``,
+        each server also has ``"cpu"``: cores, jobs, busy_ms, utilisation, mean_wait_ms, max_wait_ms and
+        backlog_ms (the wait of an answer asked now)."""
         started = self.cluster._started_at
         duration = self.kernel.now - started if started is not None else 0.0
         per_s = 1_000.0 / duration if duration > 0 else math.nan
@@ -485,6 +493,13 @@ class Registry:
                 "streaming": {**sl, "requests_per_s": sl["subscriptions"] * per_s, "messages_per_s": msgs * per_s,
                               "instances_per_s": sl["instances"] * per_s},
             }
+            if self.cpus is not None:
+                q = self.cpus[name]
+                servers[name]["cpu"] = {"cores": q.cores, "jobs": q.jobs, "busy_ms": q.busy_ms,
+                                        "utilisation": q.utilisation(duration),
+                                        "mean_wait_ms": q.wait_ms / q.jobs if q.jobs else 0.0,
+                                        "max_wait_ms": q.max_wait_ms,
+                                        "backlog_ms": q.backlog_ms(self.kernel.now)}
         return {"duration_ms": duration, "servers": servers}
 
     def _record_call(self, client: RegistryClient, call: Call) -> None:
@@ -674,10 +689,22 @@ class Registry:
         op = rpc.op
         ld[op] += 1
         ld["block_instances" if op == "block" else "read_instances"] += len(entries)
-        self._reply(st, rpc, Reply(rpc.rid, rpc.attempt, True, rpc.client, server=st.name,
-                                   entries=entries,
-                                   index=cat.index(rpc.service), applied=applied, lag_index=max(lag, 0),
-                                   lag_ms=now - self.commit_times[applied] if lag > 0 else 0.0))
+        reply = Reply(rpc.rid, rpc.attempt, True, rpc.client, server=st.name, entries=entries,
+                      index=cat.index(rpc.service), applied=applied, lag_index=max(lag, 0),
+                      lag_ms=now - self.commit_times[applied] if lag > 0 else 0.0)
+        if self.cpus is not None:  # the answer goes out when the server's processors have encoded it
+            done = self.cpus[st.name].admit(now, self.serve_cost.work_ms(len(entries)))
+            if done > now:
+                self.kernel.call_at(done, self._reply_served, (st, st.incarnation, rpc, reply))
+                return
+        self._reply(st, rpc, reply)
+
+    def _reply_served(self, arg: tuple) -> None:
+        st, inc, rpc, reply = arg
+        if inc != st.server.incarnation or st.server.node is None:
+            self.dropped["server_down"] += 1
+            return
+        self._reply(st, rpc, reply)
 
     def _reply(self, st: _ServerState, rpc: Rpc, reply: Reply) -> None:
         reply.answered_at = self.kernel.now

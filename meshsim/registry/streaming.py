@@ -60,7 +60,7 @@ KEEPALIVE_MS = 30_000.0
 class _Conn:
     """One subscription on one server: the connection its messages travel on (FIFO)."""
 
-    __slots__ = ("stream", "server", "incarnation", "fifo", "dead", "service")
+    __slots__ = ("stream", "server", "incarnation", "fifo", "dead", "service", "ready_at")
 
     def __init__(self, stream: Stream, server: str, incarnation: int):
         self.stream = stream
@@ -69,6 +69,7 @@ class _Conn:
         self.service = stream.service
         self.fifo = [0.0]
         self.dead = False
+        self.ready_at = 0.0  # when the server's processors finish its last message (with server_cores)
 
 
 class _Request:
@@ -179,8 +180,27 @@ class StreamHub:
         ld = self._load[conn.server]
         ld["snapshots" if isinstance(msg, Snapshot) else "events"] += 1
         ld["instances"] += instances
+        cpus = self.registry.cpus
+        if cpus is not None:  # sent once encoded, after the connection's earlier messages
+            now = self.kernel.now
+            done = cpus[conn.server].admit(now, self.registry.serve_cost.work_ms(instances))
+            if done < conn.ready_at:
+                done = conn.ready_at
+            conn.ready_at = done
+            if done > now:
+                self.kernel.call_at(done, self._send_served, (conn, msg, now))
+                return
+        self._transmit(conn, msg, self.kernel.now)
+
+    def _send_served(self, arg: tuple) -> None:
+        conn, msg, queued_at = arg
+        if conn.dead or self.registry.cluster.servers[conn.server].incarnation != conn.incarnation:
+            return
+        self._transmit(conn, msg, queued_at)
+
+    def _transmit(self, conn: _Conn, msg: Event | Snapshot, queued_at: float) -> None:
         server_host = self.registry.cluster.servers[conn.server].host
-        self.network.send(server_host, conn.stream.client.host, conn.stream._receive, (conn, msg, self.kernel.now),
+        self.network.send(server_host, conn.stream.client.host, conn.stream._receive, (conn, msg, queued_at),
                           self._lost, conn.fifo)
 
     def _lost(self, payload: tuple, _reason: str) -> None:
