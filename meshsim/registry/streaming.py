@@ -53,7 +53,7 @@ from ..rng import Uniforms
 
 __all__ = ["KEEPALIVE_MS", "Stream", "StreamHub", "deliveries_frame"]
 
-#: how often a stream checks that its server is still reachable (yamux keepalive, as the RPC client)
+#: how often a client agent checks that the servers of its streams are reachable (one yamux keepalive per agent)
 KEEPALIVE_MS = 30_000.0
 
 
@@ -81,6 +81,51 @@ class _Request:
 
 def _zero_load() -> dict[str, int]:
     return {"subscriptions": 0, "resumes": 0, "snapshots": 0, "events": 0, "instances": 0}
+
+
+class _Session:
+    """The streams of one client agent share its connection to the servers (Consul multiplexes them on
+    one yamux session), so one keepalive every :data:`KEEPALIVE_MS` checks them all: a stream whose
+    server the host cannot reach (either way) is broken and moves on."""
+
+    __slots__ = ("client", "streams", "on")
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.streams: dict[Stream, None] = {}  # an ordered set: deterministic
+        self.on = False
+
+    @staticmethod
+    def of(client: Any) -> _Session:
+        sess = getattr(client, "_stream_session", None)
+        if sess is None:
+            sess = client._stream_session = _Session(client)
+        return sess
+
+    def add(self, stream: Stream) -> None:
+        self.streams[stream] = None
+        if not self.on:
+            self.on = True
+            self.client.kernel.call_later(KEEPALIVE_MS, self._keepalive)
+
+    def _keepalive(self, _arg: Any = None) -> None:
+        client = self.client
+        reg = client.registry
+        net = reg.network
+        for stream in list(self.streams):
+            if stream.stopped:
+                del self.streams[stream]
+                continue
+            conn = stream.conn
+            if conn is not None and not conn.dead:
+                host = reg.cluster.servers[conn.server].host
+                if not (net.reachable(client.host, host) and net.reachable(host, client.host)):
+                    conn.dead = True
+                    stream._broken(conn)
+        if self.streams:
+            client.kernel.call_later(KEEPALIVE_MS, self._keepalive)
+        else:
+            self.on = False
 
 
 class StreamHub:
@@ -251,7 +296,6 @@ class Stream:
         self.delivered = 0
         self.entries: tuple[ServiceEntry, ...] = ()
         self._last_sent: tuple | None = None
-        self._keepalive_on = False
 
     @property
     def index(self) -> int:
@@ -274,26 +318,10 @@ class Stream:
         reg = self.client.registry
         reg.network.send(self.client.host, reg.cluster.servers[server].host, hub._serve,
                          _Request(conn, self.view.index), self._request_lost)
-        if not self._keepalive_on:
-            self._keepalive_on = True
-            self.client.kernel.call_later(KEEPALIVE_MS, self._keepalive)
+        _Session.of(self.client).add(self)
 
     def _request_lost(self, req: _Request, _reason: str) -> None:
         self.client.kernel.call_later(0.0, self._broken, req.conn)
-
-    def _keepalive(self, _arg: Any = None) -> None:
-        if self.stopped:
-            self._keepalive_on = False
-            return
-        conn = self.conn
-        if conn is not None and not conn.dead:
-            reg = self.client.registry
-            host = reg.cluster.servers[conn.server].host
-            net = reg.network
-            if not (net.reachable(self.client.host, host) and net.reachable(host, self.client.host)):
-                conn.dead = True
-                self._broken(conn)
-        self.client.kernel.call_later(KEEPALIVE_MS, self._keepalive)
 
     def _broken(self, conn: _Conn) -> None:
         conn.dead = True
