@@ -91,11 +91,11 @@ def request_path_rate(requests: int = 100_000, seed: int = 1) -> tuple[int, floa
     root = Path(__file__).resolve().parents[1]
     sim = Simulation(load_scenario(root / "data" / "scenarios" / "tandem.yaml", {"run.requests": requests,
                                                                                   "metrics.spans": False}), seed)
-    eid0 = next(sim.env._eid)
+    ev0 = sim.kernel.events_processed()
     t0 = time.perf_counter()
     sim.run()
     wall = time.perf_counter() - t0
-    return next(sim.env._eid) - eid0 - 1, wall
+    return sim.kernel.events_processed() - ev0, wall
 
 
 def run_registry(args: argparse.Namespace) -> tuple:
