@@ -17,9 +17,13 @@ the same experiment with different values:
   watches those;
 * each node's agent keeps one subscription per upstream service that any of
   its sidecars needs (Consul's agent cache shares it), with streaming or with
-  blocking queries (``discovery``); a sidecar has the change once its agent
-  has it plus the agent's proxy-config coalescing and xDS push
-  (``sidecar_delay_ms``);
+  blocking queries (``discovery``; blocking queries in ``blocking_mode``,
+  stale by default: Consul's agent cache always sets AllowStale, so any
+  server answers, ``agent/cache-types/health_services.go``); a sidecar has
+  the change once its agent has it and Consul's proxy-config coalescing
+  (``coalesce_ms``, 200 ms) has passed;
+* each server's processors (``server_cores``) encode what it sends, at an
+  assumed cost per message and per instance (:mod:`meshsim.core.cpu`);
 * after ``steady_ms`` of steady state, a deploy: ``deploy_instances``
   instances of one upstream service are deregistered and as many new ones
   registered on other nodes.
@@ -98,6 +102,7 @@ class ScaleShape:
     servers: int = 5
     zones: int = 3
     discovery: str = "streaming"
+    blocking_mode: str = "stale"
     check_interval_ms: float = 5_000.0
     check_timeout_ms: float = 2_000.0
     start_ms: float = 20_000.0
@@ -117,6 +122,8 @@ class ScaleShape:
     def __post_init__(self):
         if self.discovery not in ("streaming", "blocking"):
             raise ValueError(f"discovery must be 'streaming' or 'blocking', got {self.discovery!r}")
+        if self.blocking_mode not in ("stale", "default", "consistent"):
+            raise ValueError(f"blocking_mode must be stale, default or consistent, got {self.blocking_mode!r}")
         if min(self.hosts, self.servers, self.zones) < 1:
             raise ValueError("hosts, servers and zones must be at least 1")
         if not self.tiers:
@@ -170,6 +177,9 @@ SHAPE_SCHEMA = Struct("global scale", {
     "zones": Field(Int(min=1, max=64), default=3, doc="zones the servers and nodes spread over, round robin"),
     "discovery": Field(Enum("streaming", "blocking"), default="streaming",
                        doc="how agents watch their sidecars' upstreams"),
+    "blocking_mode": Field(Enum("stale", "default", "consistent"), default="stale",
+                           doc="consistency mode of the agents' blocking queries (Consul's agent cache always "
+                               "asks with stale: any server answers)"),
     "check_interval": Field(Duration(min_exclusive=0), default=5_000.0, doc="HTTP check interval (benchmark 5s)"),
     "check_timeout": Field(Duration(min_exclusive=0), default=2_000.0, doc="check timeout (benchmark 2s)"),
     "start": Field(Duration(), default=20_000.0, doc="from the first leader to the sidecars subscribing"),
@@ -211,7 +221,7 @@ def load_shape(source: str | Path | dict | None = None, overrides: dict[str, Any
     ...     load_shape({"instance": 10})
     ... except Exception as e:
     ...     print(e)
-    instance: unknown key; valid keys are instances, hosts, tiers, shared_instances, servers, zones, discovery, check_interval, check_timeout, start, steady, settle, target, deploy, churn, churn_down, raft_multiplier, coalesce, disk_delay, server_cores, per_message, per_instance (did you mean 'instances'?)
+    instance: unknown key; valid keys are instances, hosts, tiers, shared_instances, servers, zones, discovery, blocking_mode, check_interval, check_timeout, start, steady, settle, target, deploy, churn, churn_down, raft_multiplier, coalesce, disk_delay, server_cores, per_message, per_instance (did you mean 'instances'?)
     """
     from ..scenario.load import parse_override, read_yaml, set_path
 
@@ -365,7 +375,7 @@ def _run(shape: ScaleShape | None, seed: int) -> ScaleResult:
                 if shape.discovery == "streaming":
                     subscriptions.append(client.stream(up, cb))
                 else:
-                    subscriptions.append(client.watch(up, cb))
+                    subscriptions.append(client.watch(up, cb, mode=shape.blocking_mode))
 
     reg.preload()
     reg.start()
