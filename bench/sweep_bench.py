@@ -49,7 +49,9 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=100_000, help="requests per run (default 100,000)")
     ap.add_argument("--append", metavar="PATH", help="append the Markdown section to this file")
     args = ap.parse_args()
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
+
+    from meshsim.sweep import local_cluster
 
     sc = base(args.requests)
     timings: dict[str, float] = {}
@@ -59,7 +61,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
             if name == "dask":
-                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, Client(cl) as client:
+                with local_cluster(n_workers=2) as cl, Client(cl) as client:
                     client.wait_for_workers(2)
                     timings["dask start-up"] = time.perf_counter() - t0
                     t1 = time.perf_counter()

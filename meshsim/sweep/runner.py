@@ -314,12 +314,20 @@ def _run_dask(sweep: Sweep, todo: list, client: Any, scheduler: str | None, fini
     from dask.distributed import Client, as_completed
 
     own = client is None
+    cluster = None
     if own:
-        client = Client(scheduler) if scheduler else Client(processes=True, dashboard_address=None)
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            from .dask_cluster import local_cluster
+
+            cluster = local_cluster()
+            client = Client(cluster)
     futures: dict[Any, tuple] = {}
     try:
+        base = client.scatter(sweep.base, broadcast=True, hash=False)  # sent to each worker once, not per task
         for task in todo:
-            f = client.submit(run_task, sweep.base, task[0], task[2], sweep.metrics, pure=False)
+            f = client.submit(run_task, base, task[0], task[2], sweep.metrics, pure=False)
             futures[f] = task
         for f in as_completed(list(futures)):
             finish(futures[f], f.result())
@@ -329,6 +337,8 @@ def _run_dask(sweep: Sweep, todo: list, client: Any, scheduler: str | None, fini
     finally:
         if own:
             client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def sweep(
