@@ -310,12 +310,15 @@ class Tool:
 class MeshsimTool(Tool):
     name = "meshsim"
 
-    def __init__(self, *a, scenario: str, **kw):
+    def __init__(self, *a, scenario: str, tables: bool = False, **kw):
         super().__init__(*a, **kw)
         self.scenario = scenario
+        self.tables = tables  # also write the requests table (requests.parquet), as `meshsim run --out` does
 
     def command(self, requests, extra, out_dir):
-        cmd = [sys.executable, "-m", "meshsim", "run", self.scenario, "--seed", str(self.seed), "--out", str(out_dir), "--no-tables"]
+        cmd = [sys.executable, "-m", "meshsim", "run", self.scenario, "--seed", str(self.seed), "--out", str(out_dir)]
+        if not self.tables:
+            cmd.append("--no-tables")
         cmd += ["--set", f"run.requests={requests}"]
         for s in extra:
             cmd += ["--set", s]
@@ -561,6 +564,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the raw numbers as JSON here")
     ap.add_argument("--timeout", type=float, default=3600.0, help="per-process timeout in seconds")
     ap.add_argument("--keep-out", action="store_true", help="keep meshsim's --out directories (printed on stderr)")
+    ap.add_argument("--tables", action="store_true",
+                    help="meshsim also writes its requests table (DIR/requests.parquet), as `meshsim run --out DIR` "
+                         "does by default; without it the harness passes --no-tables (summary.json only)")
     ap.add_argument("--strict", action="store_true", help="exit 1 if a target is missed or could not be measured")
     args = ap.parse_args(argv)
 
@@ -572,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     started = _dt.datetime.now(_dt.timezone.utc)
     load_start = load_average()
     common = dict(timeout=args.timeout, keep_out=args.keep_out)
-    mesh_tool = MeshsimTool(args.seed, scenario=args.scenario, **common)
+    mesh_tool = MeshsimTool(args.seed, scenario=args.scenario, tables=args.tables, **common)
     tools: list[Tool] = [mesh_tool, ScriptTool("simpy", "tandem_simpy.py", args.seed, **common)]
     if not args.skip_ciw:
         tools.append(ScriptTool("ciw", "tandem_ciw.py", args.seed, **common))

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core.selection import RoundRobin
 from ..rng import uniform_stream
+from . import router as _router
 from .kernel import NORMAL, Carrier, Kernel
 from .network import Network
 from .proxy import REQUEST, RESPONSE
@@ -47,7 +48,7 @@ def _scaled(stream: Iterator[float], factor: float) -> Iterator[float]:
 class EndpointRT:
     """Runtime form of an endpoint: steps of (targets, k) with targets (service, endpoint, p)."""
 
-    __slots__ = ("service", "name", "gid", "steps", "dist", "has_prob")
+    __slots__ = ("service", "name", "gid", "steps", "dist", "has_prob", "hop0")
 
     def __init__(self, service: str, name: str, gid: int, dist: Any):
         self.service = service
@@ -56,6 +57,18 @@ class EndpointRT:
         self.dist = dist
         self.steps: list[tuple[list[tuple[ServiceRT, EndpointRT, float]], int | None]] = []
         self.has_prob = False
+        #: (service, endpoint) when the first step is one call that is always made, else None (see :meth:`seal`)
+        self.hop0: tuple[ServiceRT, EndpointRT] | None = None
+
+    def seal(self) -> None:
+        """The steps are complete: note whether the first one is a single, certain call (the engine's short hop).
+
+        >>> a, b = EndpointRT("a", "get", 0, None), EndpointRT("b", "get", 1, None)
+        >>> a.steps.append(([("svc-b", b, 1.0)], None)); a.seal(); a.hop0[1].service
+        'b'
+        """
+        first = self.steps[0][0] if self.steps else []
+        self.hop0 = (first[0][0], first[0][1]) if len(first) == 1 and first[0][2] >= 1.0 else None
 
 
 class ServiceRT:
@@ -80,7 +93,8 @@ class Call(Carrier):
         "visit",  # used only with run.common_random_numbers (see crn.py)
     )
 
-    def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float):
+    def __init__(self, req: int, span: int, parent: Any, parent_span: int, ep: EndpointRT, src_host: str, now: float,
+                 gen: int = 0, key: int | None = None):
         self.req = req
         self.span = span
         self.parent = parent
@@ -92,12 +106,12 @@ class Call(Carrier):
         self.t_start = NAN
         self.t_svc = NAN
         self.step = 0
-        self.gen = 0
+        self.gen = gen
         self.status = OK
         self.finished = False
         self.holding = False
         self.lb = None  # the caller's balancer, when it tracks load (see Balancer.tracks_load)
-        self.key = None  # the request's hash key (hash policies), inherited by every call of the request
+        self.key = key  # the request's hash key (hash policies), inherited by every call of the request
 
     # The parent interface: every call and every workload has child_done(call).
     def child_done(self, child: Call) -> None:
@@ -117,6 +131,9 @@ class Call(Carrier):
         elif self.pending + self.ok < self.need:
             self.relayed = True  # this call fails because of a downstream call (see router.outcome)
             self.inst.finish(self, child.status)
+
+
+_new_call = Call.__new__
 
 
 class Caller:
@@ -231,6 +248,11 @@ class Instance(Caller):
         self._heap, self._eid = self.kernel.carrier_queue()
         # full-mode span recording: one packed row appended to the recorder's bytearray
         self._span_rows = sim.recorder.s_rows if sim.recorder.spans_on else None
+        #: short paths (router.DIRECT): without a mesh or a network, a call's reply is handed up the chain of
+        #: parent calls in one loop (Call.child_done inlined in finish) and, where this class runs
+        #: Instance.advance unchanged, a first step of one certain call is made in _service_done itself
+        self._direct_reply: bool = _router.DIRECT and not self.mesh and not self.net_enabled
+        self._direct_hop: bool = _router.DIRECT and type(self).advance is Instance.advance
 
     # -- bookkeeping ---------------------------------------------------------
     # Time integrals are accumulated per call, not per state change: each call
@@ -247,8 +269,10 @@ class Instance(Caller):
         return busy, queued
 
     # -- arrival, service ------------------------------------------------------
-    def arrive(self, call: Call) -> None:
-        now = self._clock()
+    def arrive(self, call: Call, now: float | None = None) -> None:
+        """``call`` reaches this instance (``now``: the time, when the sender knows it)."""
+        if now is None:
+            now = self._clock()
         call.t_arrive = now
         self.arrivals += 1
         if not self.up:
@@ -305,10 +329,40 @@ class Instance(Caller):
                 heappush(self._heap, (due, NORMAL, next(self._eid), nxt))
             else:
                 self.busy -= 1
-        if call.ep.steps:
-            self.advance(call, now)
-        else:
+        ep = call.ep
+        if not ep.steps:
             self.finish(call, OK, now)
+            return
+        hop = ep.hop0
+        if hop is not None and self._direct_hop:  # advance's one-call step, inlined (call.step is 0 here)
+            call.pending = call.need = 1
+            call.ok = 0
+            # Call(call.req, next(span_ids), call, call.span, hop[1], self.host, now, 0, call.key) without the
+            # __init__ frame (keep in step with Call.__init__; tests/test_speed_paths.py compares the tables)
+            child = _new_call(Call)
+            child.req = call.req
+            child.span = next(self.span_ids)
+            child.parent = call
+            child.parent_span = call.span
+            child.ep = hop[1]
+            child.src_host = self.host
+            child.t_send = now
+            child.t_arrive = child.t_start = child.t_svc = NAN
+            child.step = child.gen = 0
+            child.status = OK
+            child.finished = child.holding = False
+            child.lb = None
+            child.key = call.key
+            service = hop[0]
+            route = self.routes.get(service) or self.route(service)
+            inst = route.only
+            if inst is None:
+                route.send(child)
+            else:  # Route._send_one, inlined
+                child.inst = inst
+                inst.arrive(child, now)
+        else:
+            self.advance(call, now)
 
     # -- downstream calls --------------------------------------------------------
     def advance(self, call: Call, now: float | None = None) -> None:
@@ -330,9 +384,7 @@ class Instance(Caller):
                 call.ok = 0
                 service, target_ep, _p = chosen[0]
                 child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host,
-                             self._clock() if now is None else now)
-                child.gen = step
-                child.key = call.key
+                             self._clock() if now is None else now, step, call.key)
                 (self.routes.get(service) or self.route(service)).send(child)  # Caller.send, inlined
                 return
             if m:
@@ -344,42 +396,75 @@ class Instance(Caller):
                 for service, target_ep, _p in chosen:
                     if call.finished or call.step != step:
                         break  # a synchronous failure already decided this step
-                    child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host, now)
-                    child.gen = step
-                    child.key = call.key
+                    child = Call(call.req, next(self.span_ids), call, call.span, target_ep, self.host, now, step,
+                                 call.key)
                     (self.routes.get(service) or self.route(service)).send(child)
                 return
             step = call.step = step + 1
         self.finish(call, OK)
 
     def finish(self, call: Call, status: int, now: float | None = None) -> None:
-        """End ``call`` with ``status``, record its span and reply to its caller (``now``: the time, if known)."""
-        call.finished = True
-        call.status = status
+        """End ``call`` with ``status``, record its span and reply to its caller (``now``: the time, if known).
+
+        With neither a mesh nor a network the reply reaches the caller at once; when the caller is a call
+        that this reply ends too (its last step is done, or it fails), that call is finished here in turn,
+        and so on up the chain (``Call.child_done`` inlined, one loop instead of a recursion).
+        """
         if now is None:
             now = self._clock()
-        if call.holding:
-            self._release(call, now)
-        self.active.pop(call.span, None)
-        if status == OK:
-            self.completed += 1
-        rows = self._span_rows
-        if rows is not None:
-            t_send, t_arrive, t_start = call.t_send, call.t_arrive, call.t_start
-            rows += SPAN_PACK(call.span, call.parent_span, call.req, self.gid, call.ep.gid, status, t_send,
-                              now, t_arrive - t_send, t_start - t_arrive, call.t_svc - t_start)
-        elif self.rec.streaming:
-            self.rec.span(call, self.gid, call.ep.gid, now)
-        if self.mesh:
-            # a crashed instance's proxy sends nothing back: the caller's proxy sees the connection reset
-            if self.proxy is not None and status != CRASHED:
-                self.proxy.process(call, RESPONSE, self._reply_cbs)
+        inst = self
+        rows = self._span_rows  # the recorder's, shared by every instance
+        direct = self._direct_reply  # the same for every instance (no mesh, no network)
+        while True:
+            call.finished = True
+            call.status = status
+            if call.holding:
+                inst._release(call, now)
+            inst.active.pop(call.span, None)
+            if status == OK:
+                inst.completed += 1
+            if rows is not None:
+                t_send, t_arrive, t_start = call.t_send, call.t_arrive, call.t_start
+                rows += SPAN_PACK(call.span, call.parent_span, call.req, inst.gid, call.ep.gid, status, t_send,
+                                  now, t_arrive - t_send, t_start - t_arrive, call.t_svc - t_start)
+            elif inst.rec.streaming:
+                inst.rec.span(call, inst.gid, call.ep.gid, now)
+            parent = call.parent
+            if not direct or type(parent) is not Call:
+                if inst.mesh:
+                    # a crashed instance's proxy sends nothing back: the caller's proxy sees the connection reset
+                    if inst.proxy is not None and status != CRASHED:
+                        inst.proxy.process(call, RESPONSE, inst._reply_cbs)
+                    else:
+                        inst._reply(call)
+                elif inst.net_enabled:
+                    inst.network.send(inst.host, call.src_host, parent.child_done, call, inst.sim.on_reply_dropped)
+                else:
+                    parent.child_done(call)
+                return
+            # Call.child_done(call), inlined
+            if call.lb is not None:
+                call.lb.on_end(call.lb_idx)
+            if parent.finished or call.gen != parent.step:
+                return  # late reply: this step was already decided
+            if status == OK:
+                ok = parent.ok + 1
+                if ok < parent.need:
+                    parent.ok = ok
+                    parent.pending -= 1
+                    return
+                # the step is decided: its counts (pending, ok) are read no more; the next step sets them anew
+                step = parent.step = parent.step + 1
+                if step < len(parent.ep.steps):
+                    parent.inst.advance(parent)
+                    return
             else:
-                self._reply(call)
-        elif self.net_enabled:
-            self.network.send(self.host, call.src_host, call.parent.child_done, call, self.sim.on_reply_dropped)
-        else:
-            call.parent.child_done(call)
+                parent.pending -= 1
+                if parent.pending + parent.ok >= parent.need:
+                    return
+                parent.relayed = True  # this call fails because of a downstream call (see router.outcome)
+            call = parent  # it ends now, with this status: finish it on its own instance
+            inst = parent.inst
 
     # -- the mesh path ------------------------------------------------------------
     def inbound(self, call: Call) -> None:

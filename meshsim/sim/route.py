@@ -15,7 +15,11 @@ How much of the machinery a route runs is a property of the route
 
 * **bare**: no policy can act (no proxy, or a policy with nothing in it) and
   the view is static: pick, count the balancer's load, transmit; the reply
-  goes straight back to the caller (the attempt is the request).
+  goes straight back to the caller (the attempt is the request).  Without
+  proxies or a network the instance takes the call at once, and with one
+  instance behind plain round robin there is nothing to pick: the sender
+  hands the call to :attr:`Route.only` itself (``router.DIRECT = False``
+  forces this off; ``tests/test_speed_paths.py`` checks it changes nothing).
 * **lean**: nothing but retries can act (Istio's defaults): a first attempt
   allocates nothing and a successful reply takes a short path; a failure
   falls through to the general path.
@@ -50,6 +54,7 @@ from collections import deque
 from typing import Any
 
 from ..core.resilience import CircuitBreaker, OutlierDetector, response_action
+from ..core.selection import RoundRobin
 from . import router as _router
 from .recorder import OK, TIMEOUT
 from .router import NO_HEALTHY, OVERFLOW, RoutePolicy, outcome
@@ -115,6 +120,8 @@ class Route:
         self.network = sim.network
         #: the engine's plain path: no proxies, a network: bare routes send over it themselves
         self._plain = caller.net_enabled and not caller.mesh
+        #: no proxies and no network: a bare route hands the call to the instance itself
+        self._local = not caller.net_enabled and not caller.mesh
         self._lean = self._bare = False
         self.bare = _router.LEAN and not follows_registry and policy.simple
         self.lean = _router.LEAN and not follows_registry and not self._bare and (
@@ -158,7 +165,23 @@ class Route:
 
     def _bind(self) -> None:
         # ``send`` is an instance attribute bound to the path this route takes: one lookup per call
-        self.send = self._send_bare if self._bare else self._send_lean if self._lean else self._send
+        #: the instance every call of this route goes to, handed the call by the sender itself
+        #: (``call.inst = inst; inst.arrive(call)`` is :meth:`send` then), or None
+        self.only = None
+        if self._bare:
+            self.send = self._send_bare
+            if self._local and _router.DIRECT:
+                # no proxies, no network: the call arrives at once; one instance behind plain round robin
+                # (whose pick is always 0 and draws nothing) needs no pick either
+                one = len(self.view) == 1 and type(self.balancer) is RoundRobin
+                self.send = self._send_one if one else self._send_local
+                from .engine import Instance
+
+                # ``only`` is handed the call with the time, which Instance.arrive takes (a subclass's may not)
+                if one and type(self.view[0]).arrive is Instance.arrive:
+                    self.only = self.view[0]
+        else:
+            self.send = self._send_lean if self._lean else self._send
 
     @property
     def active(self) -> int:
@@ -189,6 +212,22 @@ class Route:
             self.network.send(self.caller.host, inst.host, inst.arrive, call, self.sim.on_request_dropped)
         else:
             self.caller.transmit(call)
+
+    def _send_local(self, call: Any) -> None:
+        """:meth:`_send_bare` without proxies or a network: the chosen instance takes the call now."""
+        bal = self.balancer
+        idx = bal.pick(self._clock(), call.key)
+        inst = call.inst = self.view[idx]
+        if self.tracks_load:
+            bal.on_start(idx)
+            call.lb = bal
+            call.lb_idx = idx
+        inst.arrive(call)
+
+    def _send_one(self, call: Any) -> None:
+        """:meth:`_send_local` to the only instance, behind plain round robin: no pick, no load to count."""
+        inst = call.inst = self.view[0]
+        inst.arrive(call)
 
     def _send_lean(self, call: Any) -> None:
         """No limits, timers or discovery: start the attempt right here."""
@@ -489,6 +528,7 @@ class Route:
         """The instances this caller sees changed (control-plane push) or their health did (ejections)."""
         self.view = view
         self.gen += 1
+        self._bind()  # a short path may depend on the view (one instance)
         self._pos = {inst.name: i for i, inst in enumerate(view)}
         ejected = self._ejected if self.outlier is not None else ()
         if self.outlier is not None:

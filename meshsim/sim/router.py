@@ -56,6 +56,11 @@ _503 = frozenset({QUEUE_FULL, REJECTED, OVERFLOW, NO_HEALTHY})
 #: the short paths (bare, lean) change no number (tests/test_route_equivalence.py)
 LEAN = True
 
+#: False forces the request path's direct hand-offs off where there is no mesh and no network (a bare route
+#: calling the instance itself, the engine's fused call-and-reply steps, the open workload's inlined arrival):
+#: set before a run to check that they change no number (tests/test_speed_paths.py)
+DIRECT = True
+
 #: Istio's retry conditions (every version): the default when a scenario sets retries without retry_on
 ISTIO_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
 

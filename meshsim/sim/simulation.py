@@ -109,6 +109,7 @@ class Simulation:
                                 c["probability"]) for c in calls]
                     ep.steps.append((targets, k))
                     ep.has_prob = ep.has_prob or any(p < 1.0 for _, _, p in targets)
+                ep.seal()
         placement = scenario.placement()
         self.instances: list[Instance] = []
         self.instance_by_name: dict[str, Instance] = {}

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from heapq import heappush
 from typing import Any
 
 import numpy as np
 
 from ..core.hashing import hash_key
 from ..tracefile import read_trace
+from . import router as _router
 from .engine import Call, Caller, EndpointRT, ServiceRT
-from .kernel import Carrier
-from .recorder import OK, TIMEOUT
+from .kernel import NORMAL, Carrier
+from .recorder import OK, TIMEOUT, Recorder
+
+NAN = math.nan
+_new_call = Call.__new__
 
 
 def poisson_times(rng: np.random.Generator, rate_per_ms: float, batch: int = 4096) -> Iterator[float]:
@@ -126,6 +131,9 @@ class Workload(Caller):
         if self.clients is not None:
             self._client_ids = _uniform_ints(sim.streams.generator(f"workload/{name}/clients"), self.clients)
             self._client_keys: dict[int, int] = {}
+        #: full-mode recorder (exactly): a request's start and end are written into its columns here
+        #: (Recorder.request_start / request_end and Simulation.request_done inlined; router.DIRECT)
+        self._rec: Recorder | None = sim.recorder if _router.DIRECT and type(sim.recorder) is Recorder else None
 
     def send_root(self, now: float) -> Call:
         """Start a request at ``now`` (the current time, which the caller knows)."""
@@ -159,7 +167,17 @@ class Workload(Caller):
         if call.gen == -1:
             return
         call.gen = -1
-        self.sim.request_done(call, call.status)
+        rec = self._rec
+        if rec is None:
+            self.sim.request_done(call, call.status)
+            return
+        # Simulation.request_done with Recorder.request_end, inlined
+        sim = self.sim
+        rec.r_end[call.req] = self._clock()
+        rec.r_status[call.req] = call.status
+        sim.inflight -= 1
+        if sim.inflight == 0 and not sim.arrivals_open and sim._drain:
+            sim._stop()
 
     def start(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -176,6 +194,10 @@ class OpenWorkload(Workload, Carrier):
         self._push_due = self.sim.kernel.push_due
         self._due = 0.0  # when the next arrival fires (the clock then reads exactly this)
         self.active = False
+        # the kernel's carrier queue, for the next arrival pushed inline (Kernel.push_due's body)
+        self._heap, self._eid = self.sim.kernel.carrier_queue()
+        #: an arrival is started in _fire itself: full-mode recorder, no client keys, no request timeout
+        self._direct = self._rec is not None and self.clients is None and self.timeout is None
 
     def start(self) -> None:
         self.active = True
@@ -197,12 +219,56 @@ class OpenWorkload(Workload, Carrier):
         sim = self.sim
         if not self.active or not sim.arrivals_open:
             return
-        self.send_root(self._due)
+        now = self._due  # the clock reads exactly this (see Kernel.push_due)
+        if self._direct:  # send_root with Recorder.request_start, inlined
+            rec = self._rec
+            rid = len(rec.r_arrival)
+            rec.r_workload.append(self.index)
+            rec.r_arrival.append(now)
+            rec.r_end.append(NAN)
+            rec.r_status.append(-1)
+            # Call(rid, next(span_ids), self, -1, self.ep, self.host, now) without the __init__ frame
+            call = _new_call(Call)
+            call.req = rid
+            call.span = next(sim.span_ids)
+            call.parent = self
+            call.parent_span = -1
+            call.ep = self.ep
+            call.src_host = self.host
+            call.t_send = now
+            call.t_arrive = call.t_start = call.t_svc = NAN
+            call.step = call.gen = 0
+            call.status = OK
+            call.finished = call.holding = False
+            call.lb = call.key = None
+            sim.inflight += 1
+            self.sent += 1
+            target = self.target
+            route = self.routes.get(target) or self.route(target)
+            inst = route.only
+            if inst is None:
+                route.send(call)
+            else:  # Route._send_one, inlined
+                call.inst = inst
+                inst.arrive(call, now)
+        else:
+            self.send_root(now)
         sim.arrived += 1  # Simulation.count_arrival, inlined: this runs once per request
         if sim.max_requests is not None and sim.arrived >= sim.max_requests:
             sim.close_arrivals()
         if self.active and sim.arrivals_open:
-            self._schedule_next()
+            if not self._direct:
+                self._schedule_next()
+                return
+            try:  # _schedule_next with Kernel.push_due inlined; the clock still reads ``now``
+                t = next(self.times)
+            except StopIteration:
+                self.active = False
+                sim.workload_exhausted(self)
+                return
+            at = self._due = now + (t - now if t > now else 0.0)
+            self.callbacks = self._cbs
+            heappush(self._heap, (at, NORMAL, next(self._eid), self))
 
 
 class ClosedWorkload(Workload):
