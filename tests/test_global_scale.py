@@ -155,20 +155,17 @@ def test_same_seed_same_results():
     assert not math.isclose(c.summary["propagation_ms"]["p50"], a.summary["propagation_ms"]["p50"])
 
 
-@pytest.mark.parametrize("flag", ["inline_outcomes", "local_probe_queue"])
-def test_the_agents_fast_paths_equal_the_general_path(monkeypatch, flag):
-    """The agent's fast paths (a probe answered with no delay handled at once; probes in the agent's own
-    heap under one kernel timer) give the same health, write and delivery tables as the general path (an
-    event per outcome; a kernel timer per probe)."""
+def test_inline_probe_outcomes_equal_the_general_path(monkeypatch):
+    """The agent's fast path (a probe answered with no delay handled at once) gives the same health, write
+    and delivery tables as an event at the same instant."""
     from meshsim.registry.agent import Agent
 
     shape = gs.ScaleShape.sized(800, steady_ms=8_000.0, settle_ms=6_000.0, churn_per_s_per_1000=8.0)
     fast = gs.run(shape, seed=4)
-    monkeypatch.setattr(Agent, flag, False)
+    monkeypatch.setattr(Agent, "inline_outcomes", False)
     slow = gs.run(shape, seed=4)
     for table in ("health", "writes", "streams"):
         a, b = fast.registry.frame(table), slow.registry.frame(table)
         assert len(a) > 20 and a.equals(b), table
     assert fast.propagation.equals(slow.propagation)
-    if flag == "inline_outcomes":
-        assert slow.summary["events"] > fast.summary["events"] + 1_000
+    assert slow.summary["events"] > fast.summary["events"] + 1_000

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from heapq import heappop, heappush
 from typing import Any
 
 from ..core.catalog import CRITICAL, PASSING, Deregister, Register, SetHealth, _check_status
@@ -127,8 +126,6 @@ class Agent:
     #: a probe answered with no delay is handled at once rather than as an event at the same instant (the
     #: fast path; tests/test_global_scale.py checks that both give the same tables)
     inline_outcomes = True
-    #: probes wait in the agent's own heap under one kernel timer (see :meth:`_schedule_probe`)
-    local_probe_queue = True
 
     def __init__(self, registry: Any, host: str, *, zone: str | None = None, anti_entropy_ms: float | None = None,
                  cluster_size: int | None = None, reap_interval_ms: float = REAP_INTERVAL_MS,
@@ -156,10 +153,6 @@ class Agent:
         self.repairs = 0  # entries anti-entropy found missing or different in the catalog
         self._seen_services: set[str] = set()
         self._reaper_on = False
-        self._probes: list[tuple[float, int, _Instance]] = []  # (time, order, instance): a heap
-        self._probe_seq = 0
-        self._probe_timer: Any = None
-        self._probe_timer_at = math.inf
 
     def __repr__(self) -> str:
         return f"Agent({self.host!r}, instances={len(self.instances)})"
@@ -245,7 +238,7 @@ class Agent:
             self._arm_ttl(inst)
         elif isinstance(c, ProbeCheck):
             delay = float(self.rng.uniform(0.0, c.interval_ms)) if self.stagger else 0.0
-            self._schedule_probe(c.start(now, delay), inst)
+            self.kernel.call_at(c.start(now, delay), self._probe, inst)
         if c is not None and c.deregister_critical_after_ms is not None and not self._reaper_on:
             self._reaper_on = True
             self.kernel.call_later(self.reap_interval_ms, self._reap)
@@ -286,35 +279,6 @@ class Agent:
     def _poll_alive_again(self, inst: _Instance) -> None:
         self._poll_alive(inst, first=False)
 
-    def _schedule_probe(self, at: float, inst: _Instance) -> None:
-        """Probe ``inst`` at ``at``.  The agent keeps its probes in a heap of its own and one kernel timer for
-        the earliest (as one Consul agent runs its checks), so the kernel's heap holds a timer per agent, not
-        per instance: at 178,000 instances that made every kernel event cheaper.  Off (a kernel timer per
-        probe, the general path) with ``local_probe_queue = False``; both run the same probes at the same
-        times (tests/test_global_scale.py)."""
-        if not self.local_probe_queue:
-            self.kernel.call_at(at, self._probe, inst)
-            return
-        heappush(self._probes, (at, self._probe_seq, inst))
-        self._probe_seq += 1
-        if at < self._probe_timer_at:
-            if self._probe_timer is not None:
-                self._probe_timer.cancel()
-            self._probe_timer_at = at
-            self._probe_timer = self.kernel.call_at(at, self._run_probes)
-
-    def _run_probes(self, _arg: Any = None) -> None:
-        self._probe_timer = None
-        now = self.kernel.now
-        due = self._probes
-        while due and due[0][0] <= now:
-            self._probe(heappop(due)[2])
-        if due:
-            at = self._probe_timer_at = due[0][0]
-            self._probe_timer = self.kernel.call_at(at, self._run_probes)
-        else:
-            self._probe_timer_at = math.inf
-
     def _probe(self, inst: _Instance) -> None:
         if inst.removed:
             return
@@ -334,7 +298,7 @@ class Agent:
         c: ProbeCheck = inst.check
         old = c.status
         self._transition(inst, old, c.result(ok, self.kernel.now))
-        self._schedule_probe(c.next_probe, inst)
+        self.kernel.call_at(c.next_probe, self._probe, inst)
 
     def _reap(self, _arg: Any = None) -> None:
         now = self.kernel.now
