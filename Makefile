@@ -39,11 +39,13 @@ test: $(VENV)/.stamp-notebooks
 
 ## bench: speed and memory against SimPy and Ciw, sweep backends, mesh cost, registry, dashboard re-run; writes bench/results.md
 bench: $(VENV)/.stamp-notebooks
-	$(PY) bench/run.py --repeat 3 --markdown bench/results.md
+	$(PY) bench/run.py --repeat 3 --tables --markdown bench/results.md
 	$(PY) bench/sweep_bench.py --append bench/results.md
 	$(PY) bench/mesh_bench.py --append bench/results.md
 	$(PY) bench/registry_bench.py --append bench/results.md
 	$(PY) bench/dashboard_bench.py --append bench/results.md
+	$(PY) bench/scale_bench.py --append bench/results.md
+	$(PY) bench/compare_revs.py --append bench/results.md
 
 ## exercises: regenerate the student versions notebooks/exercises/release/ from source/ with nbgrader (commit them)
 exercises: $(VENV)/.stamp-notebooks
