@@ -4,12 +4,15 @@ With neither a mesh nor a network, the engine hands a call straight to the
 only instance behind a route (no pick, no transmit), makes an endpoint's
 first single call inside the service completion, finishes a chain of parent
 calls in one loop, and an open workload starts each request and records its
-end itself (:data:`meshsim.sim.router.DIRECT`).  These tests run scenarios
+end itself; with a mesh but no network, a proxy pass that ends before
+anything else is due runs on into the next pass or the arrival in the same
+kernel event (:data:`meshsim.sim.router.DIRECT`).  These tests run scenarios
 that reach every branch next to those paths (queues, queue caps, blocking
 workers, concurrency limits, crashes, parallel steps with ``wait: 1``,
 call probabilities, several replicas behind load-tracking and hash
 balancers, retries, a network, sidecars, streaming metrics, request
-timeouts, closed users, common random numbers) with the switch on and off,
+timeouts, closed users, common random numbers; sidecars and node proxies
+without a network, with constant times for ties) with the switch on and off,
 and compare every table and the summary exactly.
 
 ``meshsim run --out`` writes ``requests.parquet`` with pyarrow alone
@@ -82,6 +85,36 @@ CASES: dict[str, tuple] = {
     "three_tier_sidecar": ("three_tier", {"run.duration": "5s", "mesh.mode": "sidecar", "mesh.profile": "istio",
                                           "faults": []}),
     "fault_timeline": ("fault_timeline", {"run.duration": "30s"}),
+    # mesh without a network: a proxy pass that ends before anything else is due runs on into the next pass
+    # or the arrival in the same event (Instance._inbound_after_pass, Caller.transmit, Instance._respond)
+    "tandem_sidecar_lr": (TANDEM, {"run.requests": 4000, "mesh.mode": "sidecar", **{
+        f"services.{s}.{k}": v for s in ("s1", "s2", "s3")
+        for k, v in (("replicas", 10), ("workers", 1), ("load_balancer.policy", "least_request"))}}),
+    # constant times: ties between a run-on pass and other events at the same time (event ids decide)
+    "tandem_sidecar_constant": (TANDEM, {"run.requests": 3000, "mesh.mode": "sidecar", "mesh.workers": 1,
+                                         "mesh.request_processing": "1ms", "mesh.response_processing": "1ms",
+                                         "services.s1.service_time": "1s", "services.s2.service_time": "500ms",
+                                         "services.s2.replicas": 2, "workloads.clients.type": "deterministic"}),
+    # queue caps, blocking workers, a concurrency limit (the arrival is not run on), retries, a request timeout
+    "tandem_sidecar_caps": (TANDEM, {"run.requests": 4000, "mesh.mode": "sidecar", "services.s1.replicas": 3,
+                                     "services.s2.queue": 2, "services.s2.semantics": "blocking",
+                                     "services.s3.max_concurrency": 8, "services.s3.replicas": 2,
+                                     "services.s3.retries": {"attempts": 2, "per_try_timeout": "3s"},
+                                     "workloads.clients.timeout": "6s"}),
+    # crashes (resets skip the proxy), a slow instance, node proxies, clients without a sidecar
+    "tandem_node_crash": (TANDEM, {"run.requests": 4000, "mesh.mode": "node", "mesh.client_sidecar": False,
+                                   "services.s2.replicas": 2, "faults": [
+                                       {"action": "crash", "instance": "s2-0", "at": "150s", "until": "170s"},
+                                       {"action": "slow", "instance": "s3-0", "at": "300s", "until": "400s",
+                                        "factor": 2}]}),
+    "tandem_sidecar_crn": (TANDEM, {"run.requests": 3000, "mesh.mode": "sidecar", "run.common_random_numbers": True}),
+    # parallel steps (the first 2 of 10 decide), a crashed shard, Linkerd's profile (bare routes)
+    "fanout_sidecar": ("fanout", {"run.duration": "3s", "network.enabled": False, "mesh.mode": "sidecar",
+                                  "services.search.endpoints.query.calls": [
+                                      {"parallel": [f"shard{i}" for i in range(10)], "wait": 2}, "rank"],
+                                  "faults": [{"action": "crash", "instance": "shard3-0", "at": "1s", "until": "2s"}]}),
+    "fanout_linkerd": ("fanout", {"run.duration": "3s", "network.enabled": False, "mesh.mode": "sidecar",
+                                  "mesh.profile": "linkerd"}),
 }
 
 

@@ -153,6 +153,9 @@ class Caller:
         self.mesh: bool = sim.mesh_on  # calls go through proxies (sim.proxy.Proxy)
         self.proxy: Any = None  # this caller's own proxy (sidecar or node proxy), if any
         self._outbound_cbs = [self._outbound_done]
+        #: set by Instance._service_done around its last send: the send is the last thing its event does, so the
+        #: request's first proxy pass may run on into the callee's (see transmit)
+        self._tail = False
 
     def route(self, service: ServiceRT) -> Route:
         """This caller's route to ``service`` (made on first use by the simulation)."""
@@ -176,6 +179,17 @@ class Caller:
         if self.mesh:
             call.out_proxy = proxy = self.proxy
             if proxy is not None:
+                if self._tail:  # the sending event's last act, without a network (Instance._service_done)
+                    self._tail = False
+                    end = proxy.pass_end(REQUEST, self._clock(), inst.host)
+                    heap = self._heap  # only an Instance sets _tail: it has the kernel's carrier queue
+                    if (not heap or heap[0][0] > end) and inst._direct_inbound and inst.proxy is not None:
+                        # the pass's end is the next event: the callee's proxy takes the request now, at that time
+                        inst._inbound_after_pass(call, end)
+                    else:
+                        call.callbacks = inst._inbound_cbs
+                        heappush(heap, (end, NORMAL, next(self._eid), call))
+                    return
                 # without a network the callee's proxy takes the request straight after this pass
                 proxy.process(call, REQUEST, self._outbound_cbs if self.net_enabled else inst._inbound_cbs, inst.host)
             else:
@@ -237,7 +251,7 @@ class Instance(Caller):
             self.uniform = uniform_stream(rng)
         self._svc_done_cbs = [self._service_done]
         self._arrive_cbs = [self.arrive]  # mesh path: after the inbound proxy pass
-        self._inbound_cbs = [self.inbound]  # mesh path without a network: after the caller's proxy pass
+        self._inbound_cbs = [self._inbound_after_pass]  # mesh path without a network: after the caller's proxy pass
         # mesh path: after the response proxy pass (without a network the caller's proxy takes it at once)
         self._reply_cbs = [self._reply] if self.net_enabled else [_reply_arrived]
         self.span_ids = sim.span_ids
@@ -253,6 +267,11 @@ class Instance(Caller):
         #: Instance.advance unchanged, a first step of one certain call is made in _service_done itself
         self._direct_reply: bool = _router.DIRECT and not self.mesh and not self.net_enabled
         self._direct_hop: bool = _router.DIRECT and type(self).advance is Instance.advance
+        #: mesh path: an inbound pass whose end is the next event hands the call to arrive itself (see inbound)
+        self._direct_inbound: bool = _router.DIRECT and type(self).arrive is Instance.arrive
+        #: mesh path without a network: a pass ending before anything else is due runs on into the next one
+        #: in the event that started it (see transmit, _respond)
+        self._direct_mesh: bool = _router.DIRECT and self.mesh and not self.net_enabled
 
     # -- bookkeeping ---------------------------------------------------------
     # Time integrals are accumulated per call, not per state change: each call
@@ -331,7 +350,7 @@ class Instance(Caller):
                 self.busy -= 1
         ep = call.ep
         if not ep.steps:
-            self.finish(call, OK, now)
+            self.finish(call, OK, now, self._direct_mesh)
             return
         hop = ep.hop0
         if hop is not None and self._direct_hop:  # advance's one-call step, inlined (call.step is 0 here)
@@ -357,7 +376,12 @@ class Instance(Caller):
             route = self.routes.get(service) or self.route(service)
             inst = route.only
             if inst is None:
-                route.send(child)
+                if self._direct_mesh:
+                    self._tail = True  # this send is the event's last act (see transmit)
+                    route.send(child)
+                    self._tail = False
+                else:
+                    route.send(child)
             else:  # Route._send_one, inlined
                 child.inst = inst
                 inst.arrive(child, now)
@@ -403,12 +427,13 @@ class Instance(Caller):
             step = call.step = step + 1
         self.finish(call, OK)
 
-    def finish(self, call: Call, status: int, now: float | None = None) -> None:
+    def finish(self, call: Call, status: int, now: float | None = None, tail: bool = False) -> None:
         """End ``call`` with ``status``, record its span and reply to its caller (``now``: the time, if known).
 
         With neither a mesh nor a network the reply reaches the caller at once; when the caller is a call
         that this reply ends too (its last step is done, or it fails), that call is finished here in turn,
         and so on up the chain (``Call.child_done`` inlined, one loop instead of a recursion).
+        ``tail``: this is the last thing the running event does (mesh path without a network: see _respond).
         """
         if now is None:
             now = self._clock()
@@ -434,7 +459,10 @@ class Instance(Caller):
                 if inst.mesh:
                     # a crashed instance's proxy sends nothing back: the caller's proxy sees the connection reset
                     if inst.proxy is not None and status != CRASHED:
-                        inst.proxy.process(call, RESPONSE, inst._reply_cbs)
+                        if (tail or call is _tail_call[0]) and inst._direct_mesh:
+                            inst._respond(call, now)
+                        else:
+                            inst.proxy.process(call, RESPONSE, inst._reply_cbs)
                     else:
                         inst._reply(call)
                 elif inst.net_enabled:
@@ -473,6 +501,46 @@ class Instance(Caller):
             self.proxy.process(call, REQUEST, self._arrive_cbs)
         else:
             self.arrive(call)
+
+    def _inbound_after_pass(self, call: Call, now: float | None = None) -> None:
+        """Mesh path without a network: the caller's proxy pass ended (the kernel event's only callback).
+
+        When this instance's inbound pass will end before anything else is due and the instance will take the
+        call then (it is up, under its concurrency limit, with a free worker or room in its queue), the call
+        arrives at that end right here: no event can run in between and nothing follows in this one, so the
+        arrival is the same, one kernel event fewer (``router.DIRECT``; ``tests/test_speed_paths.py`` compares
+        the tables).  Only as an event's callback (or in its stead, with ``now``: see transmit): called within
+        other work, later work could come first.
+        """
+        proxy = self.proxy
+        if proxy is None or not self._direct_inbound:
+            self.inbound(call)
+            return
+        end = proxy.pass_end(REQUEST, self._clock() if now is None else now)
+        heap = self._heap
+        if ((not heap or heap[0][0] > end) and self.up and len(self.active) < self.max_active
+                and (self.busy < self.workers or self.queue_cap is None or len(self.queue) < self.queue_cap)):
+            self.arrive(call, end)
+            return
+        call.callbacks = self._arrive_cbs
+        heappush(heap, (end, NORMAL, next(self._eid), call))
+
+    def _respond(self, call: Call, now: float) -> None:
+        """Mesh path without a network, the event's last act: the response's pass through this instance's proxy.
+
+        When it ends before anything else is due, the caller's proxy takes the response then, right here
+        (``_reply_arrived`` at the pass's end, one kernel event fewer; ``router.DIRECT``).
+        """
+        end = self.proxy.pass_end(RESPONSE, now)
+        heap = self._heap
+        proxy = call.out_proxy
+        if ((not heap or heap[0][0] > end) and proxy is not None
+                and (call.t_svc == call.t_svc or call.t_start != call.t_start)):
+            call.callbacks = _TO_PARENT
+            heappush(heap, (proxy.pass_end(RESPONSE, end), NORMAL, next(self._eid), call))
+        else:
+            call.callbacks = self._reply_cbs
+            heappush(heap, (end, NORMAL, next(self._eid), call))
 
     def _reply(self, call: Call) -> None:
         if self.net_enabled:
@@ -527,8 +595,20 @@ def _reply_arrived(call: Call) -> None:
         call.parent.child_done(call)
 
 
+#: the call whose end, if it comes, is the last act of the running event (the one the reply in _to_parent decides)
+_tail_call: list = [None]
+
+
 def _to_parent(call: Call) -> None:
-    call.parent.child_done(call)
+    """Mesh path: the response left the caller's proxy (a kernel event's only callback).
+
+    The reply decides at most its parent call's step: when that ends the call, nothing follows in this event
+    (Route.child_done and Call.child_done end with it), so its response pass may run on (Instance._respond).
+    """
+    parent = call.parent
+    _tail_call[0] = call.rparent if type(parent) is Route else parent
+    parent.child_done(call)
+    _tail_call[0] = None
 
 
 _TO_PARENT = [_to_parent]

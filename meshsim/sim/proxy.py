@@ -17,8 +17,10 @@ request-path proxy passes; the response passes fall in the caller's
 
 from __future__ import annotations
 
-from heapq import heapreplace
+from heapq import heappush, heapreplace
 from typing import Any
+
+from .kernel import NORMAL
 
 REQUEST, RESPONSE = 0, 1
 
@@ -54,8 +56,9 @@ class Proxy:
         self.name = name
         self.host = host
         self._clock = sim.kernel.clock  # the simulated time now (ms), read through the kernel
-        #: schedule the call's carrier at the pass's end (Kernel.push_at: the kernel owns SimPy's heap)
-        self._push_at = sim.kernel.push_at
+        #: the kernel's carrier queue: a pass's end is pushed onto it inline (Kernel.push_at's body, as the engine's
+        #: service completions are; see Kernel.carrier_queue)
+        self._heap, self._eid = sim.kernel.carrier_queue()
         self.workers: int = spec["workers"]
         #: the time each worker frees up (a heap when there are several)
         self.free_at: list[float] = [0.0] * self.workers
@@ -76,7 +79,15 @@ class Proxy:
         ``upstream`` (outbound requests only) is the host the proxy connects to;
         a new or idled-out connection adds a handshake to the pass.
         """
-        now = self._clock()
+        call.callbacks = callbacks
+        heappush(self._heap, (self.pass_end(kind, self._clock(), upstream), NORMAL, next(self._eid), call))
+
+    def pass_end(self, kind: int, now: float, upstream: str | None = None) -> float:
+        """Take a pass of ``kind`` arriving at ``now`` (the time now): draw its cost, book a worker, return its end.
+
+        :meth:`process` is this and the push of the call at the end; a caller that knows what the end brings
+        (see ``Instance.inbound``) may act on it itself.
+        """
         delay = next(self.costs[kind])
         if upstream is not None and self.mtls:
             conns = self.connections
@@ -94,7 +105,7 @@ class Proxy:
             free_at[0] = end
         else:
             heapreplace(free_at, end)
-        self._push_at(call, end, callbacks)
+        return end
 
     def summary(self, window: float) -> dict[str, float]:
         """Utilisation over ``window`` ms (the part of passes still running after it is left out)."""

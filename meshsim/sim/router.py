@@ -57,8 +57,11 @@ _503 = frozenset({QUEUE_FULL, REJECTED, OVERFLOW, NO_HEALTHY})
 LEAN = True
 
 #: False forces the request path's direct hand-offs off where there is no mesh and no network (a bare route
-#: calling the instance itself, the engine's fused call-and-reply steps, the open workload's inlined arrival):
-#: set before a run to check that they change no number (tests/test_speed_paths.py)
+#: calling the instance itself, the engine's fused call-and-reply steps, the open workload's inlined arrival)
+#: and, with a mesh but no network, a proxy pass that ends before anything else is due running on into the next
+#: pass or the arrival in the same kernel event (meshsim.sim.engine: Instance._inbound_after_pass,
+#: Caller.transmit, Instance._respond): set before a run to check that they change no number
+#: (tests/test_speed_paths.py)
 DIRECT = True
 
 #: Istio's retry conditions (every version): the default when a scenario sets retries without retry_on
