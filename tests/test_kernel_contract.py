@@ -224,3 +224,23 @@ def test_shipped_examples_give_the_same_results_as_before_the_boundary(name):
     assert _differences(case["summary"], _canon(res.summary)) == []
     table = res.requests[["workload", "arrival_ms", "end_ms", "latency_ms", "status"]]
     assert hashlib.sha256(table.to_csv(index=False).encode()).hexdigest() == case["requests_sha256"]
+
+
+def test_the_heap_top_is_the_time_simpy_peeks():
+    """The engine's fused proxy passes read ``heap[0][0]`` of :meth:`Kernel.carrier_queue` as the time of the
+    next event (a pass runs on in the same event only if it ends strictly before it): that must be what
+    ``Environment.peek`` says, with events, carriers and timers mixed."""
+    k = Kernel()
+    heap, eid = k.carrier_queue()
+    assert not heap and k.env.peek() == float("inf")
+    k.env.schedule(_triggered(k.env), delay=5.0)
+    _ = k.call_later(3.0, lambda a: None)
+    c = Carrier()
+    c.callbacks = [lambda c: None]
+    k.push_at(c, 4.0, c.callbacks)
+    seen = []
+    while heap:
+        assert heap[0][0] == k.env.peek()
+        seen.append(heap[0][0])
+        k.env.step()
+    assert seen == [3.0, 4.0, 5.0]

@@ -190,7 +190,9 @@ class Kernel:
         Pushing ``(time_ms, NORMAL, next(eid), carrier)`` onto the heap is
         :meth:`push_at` without the call; the engine does it once per call
         (a service start), where the saved call is worth a few percent.
-        Set ``carrier.callbacks`` first.
+        Set ``carrier.callbacks`` first.  ``heap[0][0]`` is the time of the next
+        event (what ``env.peek()`` returns; the engine's fused proxy passes read
+        it, tests/test_kernel_contract.py pins it).
 
         >>> k = Kernel(); heap, eid = k.carrier_queue(); seen = []
         >>> c = Carrier(); c.callbacks = [lambda c: seen.append(k.now)]
