@@ -55,7 +55,7 @@ from ..core.catalog import PASSING
 from ..core.cpu import ServeCost
 from ..core.health import ProbeCheck
 from ..core.raft import RaftConfig
-from ..errors import ScenarioErrors
+from ..errors import ScenarioError, ScenarioErrors
 from ..registry.catalog import Registry
 from ..rng import RandomStreams
 from ..scenario.schema import Context, Dist, Duration, Enum, Field, Float, Int, ListOf, Str, Struct
@@ -227,7 +227,7 @@ def load_shape(source: str | Path | dict | None = None, overrides: dict[str, Any
 
     raw = dict(source) if isinstance(source, dict) else read_yaml(SHAPE_FILE if source is None else source)
     if not isinstance(raw, dict):
-        raise ScenarioErrors([_err("", "the shape file must be a mapping of keys")])
+        raise ScenarioErrors([ScenarioError("", "the shape file must be a mapping of keys")])
     items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides or [])
     for k, v in items:
         raw = set_path(raw, k, v)
@@ -247,13 +247,7 @@ def load_shape(source: str | Path | dict | None = None, overrides: dict[str, Any
             return ScaleShape.sized(spec["instances"], hosts=spec["hosts"], tiers=tiers, **kw)
         return ScaleShape(tiers=tiers, hosts=spec["hosts"] or BENCHMARK_HOSTS, **kw)
     except ValueError as e:
-        raise ScenarioErrors([_err("", str(e))]) from None
-
-
-def _err(path: str, message: str):
-    from ..errors import ScenarioError
-
-    return ScenarioError(path, message)
+        raise ScenarioErrors([ScenarioError("", str(e))]) from None
 
 
 # ---------------------------------------------------------------- the run
@@ -307,7 +301,7 @@ class _HostProxies:
         self.sent: frozenset | None = None
         self.log: list[tuple[float, frozenset]] = []  # (time, the target's instances) of every send that changed it
 
-    def update(self, service: str, entries: tuple, now: float) -> None:
+    def update(self, service: str, entries: tuple) -> None:
         if service == self.target:
             self.current = frozenset(e.id for e in entries)
         if not self.pending:
@@ -463,7 +457,7 @@ def _cpu_summary(load: dict) -> dict[str, float]:
 
 
 def _deliver(update, service: str, now: float, entries: tuple, index: int) -> None:
-    update(service, entries, now)
+    update(service, entries)
 
 
 def _commit_log(reg: Registry):
@@ -483,8 +477,6 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import resource
     import sys
-
-    from ..errors import ScenarioError
 
     ap = argparse.ArgumentParser(prog="python -m meshsim.experiments.global_scale", description=__doc__.splitlines()[0])
     ap.add_argument("--file", default=None, help=f"parameter file (default {SHAPE_FILE.name})")
