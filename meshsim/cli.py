@@ -122,14 +122,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return EXIT_USAGE
-    if argv is None and args.command == "run":
-        # the program itself (python -m meshsim, the meshsim script), not a caller in its own process: at exit
-        # skip the interpreter's last collection of every object left (about 30 ms after a run); it ends anyway
-        import atexit
-        import gc
+    rc = _command(args)
+    if argv is None and args.command == "run":  # the program itself (python -m meshsim, the meshsim script)
+        _leave(rc)
+    return rc
 
-        atexit.register(gc.freeze)
 
+def _leave(rc: int) -> None:
+    """End the program now with status ``rc``: flush the output, run the ``atexit`` functions, and skip the
+    interpreter's teardown.
+
+    That teardown frees every object of a finished run one by one, and each module, and writes nothing (the
+    command has closed its files): about 40 ms after a 200,000-request run.  Only for the program itself, never
+    for a caller of :func:`main` in its own process.  If the output cannot be flushed (a closed pipe), Python's
+    own exit reports it as before.
+    """
+    import atexit
+    import os
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    atexit._run_exitfuncs()
+    os._exit(rc)
+
+
+def _command(args: argparse.Namespace) -> int:
     from .errors import ScenarioError, ScenarioWarning
 
     def show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001

@@ -323,6 +323,32 @@ def test_process_bad_inputs_exit_2_without_traceback(tmp_path: Path) -> None:
     assert "faults[0].at: must be a duration such as '250ms', '2s' or '5m', got 'soon'" in p.stderr
 
 
+def test_the_run_program_ends_without_teardown_but_with_its_output_and_exit_functions(tmp_path: Path) -> None:
+    """``meshsim run`` as a program leaves through os._exit (cli._leave): everything printed arrives, the
+    atexit functions run, the files are complete and the status is the command's; a caller of main() gets
+    the status back and its process goes on."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    program = ("import atexit, sys\n"
+               "atexit.register(lambda: print('exit functions ran'))\n"
+               "from meshsim.cli import main\n"
+               "sys.argv = ['meshsim'] + sys.argv[1:]\n"
+               "main()\n"
+               "print('not reached')\n")
+    args = ["run", str(THREE_TIER), *SMALL, "--seed", "3", "--out", str(tmp_path)]
+    p = subprocess.run([sys.executable, "-c", program, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "latency  mean" in p.stdout and f"wrote {tmp_path}" in p.stdout
+    assert p.stdout.endswith("exit functions ran\n") and "not reached" not in p.stdout
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "requests.parquet").num_rows == 2000
+    p = subprocess.run([sys.executable, "-c", program, "run", str(tmp_path / "missing.yaml")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "no such file" in p.stderr and p.stdout == "exit functions ran\n"
+    assert main(args[:1] + [str(THREE_TIER), *SMALL, "--quiet"]) == 0  # in this process: returns
+
+
 def test_process_run_and_validate(tmp_path: Path) -> None:
     p = run_process("run", THREE_TIER, *SMALL, "--seed", "3", "--out", tmp_path)
     assert p.returncode == 0, p.stderr

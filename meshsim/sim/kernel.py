@@ -32,7 +32,7 @@ import math
 import time
 from collections.abc import Callable
 from functools import partial
-from heapq import heapify, heappush
+from heapq import heapify, heappop, heappush
 from operator import attrgetter
 from typing import Any
 
@@ -289,7 +289,10 @@ def _bad_time_error(env: simpy.Environment, last: Any) -> SimulationTimeError:
 def run_until(env: simpy.Environment, stop: simpy.Event, max_wall_s: float | None = None) -> str | None:
     """Run ``env`` until ``stop`` fires; return None, or why it stopped early (the wall-clock budget).
 
-    Same events in the same order as ``env.run(until=stop)``.  Every
+    Same events in the same order as ``env.run(until=stop)``, and each one
+    handled as ``Environment.step`` handles it (its body is inlined here: one
+    call fewer per event; tests/test_kernel_contract.py runs both side by side,
+    failures and a stop in the middle of an event's callbacks included).  Every
     :data:`CHECK_EVERY` events the clock is checked (a non-finite or absurd
     simulated time raises :class:`SimulationTimeError` naming the component)
     and, with ``max_wall_s``, the wall clock.  The checks cost nothing per event.
@@ -302,24 +305,52 @@ def run_until(env: simpy.Environment, stop: simpy.Event, max_wall_s: float | Non
     if stop.callbacks is None:
         return None
     stop.callbacks.append(StopSimulation.callback)
-    step = env.step
     q = env._queue
+    pop = heappop
     deadline = None if max_wall_s is None else time.perf_counter() + max_wall_s
     chunk = range(CHECK_EVERY)
+    event: Any = None
+    callbacks: list = []
+    callback: Any = None
     try:
         while True:
             if q and not q[0][0] <= MAX_TIME_MS:  # the next event is already beyond the limit: name it
                 raise _bad_time_error(env, q[0][3])
             for _ in chunk:
-                step()
+                # Environment.step, inlined: pop the next entry, set the clock, hand the object to each callback
+                try:
+                    env._now, _, _, event = pop(q)
+                except IndexError:
+                    raise EmptySchedule from None
+                callbacks, event.callbacks = event.callbacks, None
+                for callback in callbacks:
+                    callback(event)
+                if not event._ok and not hasattr(event, "_defused"):
+                    raise _failure(event)
             if not env._now <= MAX_TIME_MS:
                 raise _bad_time_error(env, None)
             if deadline is not None and time.perf_counter() > deadline:
                 stop.callbacks.remove(StopSimulation.callback)
                 return (f"wall-clock budget of {max_wall_s:g}s (run.max_wall) used up at simulated time "
                         f"{format_duration(env._now)}")
-    except (StopSimulation, EmptySchedule):
+    except StopSimulation:
+        # as step does: the event keeps the callbacks after the one that stopped the run and goes back on the
+        # heap ahead of everything at this time, for a later run to carry on with
+        event.callbacks = callbacks[callbacks.index(callback) + 1:]
+        env.schedule(event, RESUME_PRIORITY)
+    except EmptySchedule:
         pass
     if not env._now <= MAX_TIME_MS:  # the clock went wrong in the last events before the end
         raise _bad_time_error(env, None)
     return None
+
+
+#: the priority ``Environment.step`` puts a stopped event back with (ahead of URGENT events at the same time)
+RESUME_PRIORITY = -1
+
+
+def _failure(event: Any) -> BaseException:
+    """What ``Environment.step`` raises for a failed event nobody defused: a copy of its exception, caused by it."""
+    exc = type(event._value)(*event._value.args)
+    exc.__cause__ = event._value
+    return exc
