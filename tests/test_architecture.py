@@ -15,7 +15,7 @@ PKG = Path(__file__).resolve().parent.parent / "meshsim"
 #: top-level module or package of meshsim -> layer (lower = more basic), as docs/architecture.md lists them
 LAYERS = {
     **dict.fromkeys(["errors", "units", "rng", "distributions", "calibration", "examples", "stats", "analytic",
-                     "_lazy", "_proc", "_gc"], 0),
+                     "_lazy", "_proc", "_gc", "_background"], 0),
     "core": 1,
     **dict.fromkeys(["scenario", "topology", "tracefile"], 2),
     **dict.fromkeys(["sim", "registry"], 3),
