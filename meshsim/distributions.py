@@ -276,6 +276,10 @@ class Distribution:
         return self._stream(rng, int(batch))
 
     def _stream(self, rng: np.random.Generator, batch: int) -> Iterator[float]:
+        # chained lists: next() is C code from one list to the next; Python runs once per batch
+        return itertools.chain.from_iterable(self._batches(rng, batch))
+
+    def _batches(self, rng: np.random.Generator, batch: int) -> Iterator[list[float]]:
         draw = self._draw
         while True:
             x = draw(rng, batch)
@@ -283,7 +287,7 @@ class Distribution:
                 bad = x[~(x <= MAX_DRAW_MS)][0]
                 raise ScenarioError("", f"{self.describe()} drew an absurd time ({float(bad):.3g} ms); a simulation "
                                         "cannot advance past it: check this distribution's parameters")
-            yield from x.tolist()
+            yield x.tolist()
 
     # -- distribution functions -------------------------------------------
     def cdf(self, x: float) -> float:

@@ -194,3 +194,23 @@ def test_components_without_tables_keep_their_summary():
     assert res.summary["ticker"] == {"ticks": 3, "at": [1.0, None]}
     comp = res.component("ticker")
     assert isinstance(comp, ComponentRecord) and comp.tables == {}
+
+
+def test_the_per_service_statistics_do_not_depend_on_the_chunk_size(monkeypatch):
+    """Chunks only keep the span rows in cache: counts, quantiles and the float sums (taken per SUM_BLOCK rows)
+    come out the same to the last bit, also when a block ends inside a chunk."""
+    import meshsim.run_summary as rs
+
+    res = meshsim.run(meshsim.example("tandem"), seed=2, overrides={"run.requests": 60_000})  # 180,000 spans
+    monkeypatch.setattr(rs, "SUM_BLOCK", 1 << 15)
+    whole = rs._span_stats_by_service(res.record, chunk=1 << 15)  # a chunk per block: one sum per block
+    spans = res.spans
+    after = spans[spans["send_ms"] >= res.record.warmup_ms].groupby("service", observed=True).size()
+    assert [s["calls"] for s in whole] == [after[name] for name in res.record.services]  # the warm-up's are not
+    for chunk in (777, 4096, 20_000):
+        assert rs._span_stats_by_service(res.record, chunk=chunk) == whole
+    monkeypatch.setattr(rs, "SUM_BLOCK", 1 << 14)  # other blocks, other float sums: the comparison can see that
+    other = rs._span_stats_by_service(res.record, chunk=1 << 14)
+    assert [s["calls"] for s in other] == [s["calls"] for s in whole]
+    assert any(a["queue_ms_mean"] != b["queue_ms_mean"] or a["service_ms_mean"] != b["service_ms_mean"]
+               for a, b in zip(other, whole))
