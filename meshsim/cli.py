@@ -122,8 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return EXIT_USAGE
+    program_run = argv is None and args.command == "run"  # the program itself (python -m meshsim, the script)
+    if program_run and args.out and args.tables and args.format == "parquet":
+        # a child imports pyarrow on the other core while the simulation runs; it writes the table after
+        from . import _background
+        from .result import load_parquet_writer
+
+        _background.warm_up(load_parquet_writer)
     rc = _command(args)
-    if argv is None and args.command == "run":  # the program itself (python -m meshsim, the meshsim script)
+    if program_run:
         _leave(rc)
     return rc
 

@@ -92,6 +92,26 @@ def write_requests_parquet(record: RunRecord, path: str | Path) -> Path:
     >>> pd.read_parquet(p).equals(res.requests)
     True
     """
+    return write_requests_table(requests_columns(record), list(record.workloads), list(record.status_names), path)
+
+
+def requests_columns(record: RunRecord) -> dict[str, np.ndarray]:
+    """The record's columns the requests table is made of: ``workload`` (codes), ``arrival``, ``end``, ``status``."""
+    return {k: record.requests[k] for k in ("workload", "arrival", "end", "status")}
+
+
+def load_parquet_writer() -> None:
+    """Import what :func:`write_requests_table` needs (pyarrow and its parquet module), ahead of it.
+
+    The command line has a child do this while the simulation runs (:func:`meshsim._background.warm_up`).
+    """
+    import pyarrow.parquet  # noqa: F401
+
+
+def write_requests_table(columns: dict[str, np.ndarray], workloads: list[str], status_names: list[str],
+                         path: str | Path) -> Path:
+    """:func:`write_requests_parquet` from plain data: :func:`requests_columns`, the workload names and the
+    status names (what a child that did not fork from the finished run is sent)."""
     import json as _json
 
     import pyarrow as pa
@@ -101,10 +121,10 @@ def write_requests_parquet(record: RunRecord, path: str | Path) -> Path:
     # pandas 3 keeps string labels as its "str" dtype (Arrow large_string underneath), pandas 2 as "object"
     pandas3 = int(pandas_version.split(".")[0]) >= 3
     labels = pa.large_string() if pandas3 else pa.string()
-    c = record.requests
+    c = columns
     n = len(c["arrival"])
-    workloads = list(record.workloads)
-    statuses = list(record.status_names) + ["incomplete"]
+    workloads = list(workloads)
+    statuses = list(status_names) + ["incomplete"]
     status = np.where(c["status"] < 0, len(statuses) - 1, c["status"]).astype(_codes_dtype(len(statuses)))
     workload = c["workload"].astype(_codes_dtype(len(workloads)))
     arrival, end = c["arrival"], c["end"]
@@ -334,11 +354,10 @@ class Result:
         """Write summary.json and (full mode) the requests table: ``requests.parquet``, or ``requests.csv``
         with ``format="csv"``.  Parquet needs pyarrow, a core dependency of meshsim.
 
-        ``background=True`` (the command line) writes the parquet table in a forked child while this process
+        ``background=True`` (the command line) writes the parquet table in a child process while this process
         computes the summary, if it has not yet, and writes summary.json (:mod:`meshsim._background`; Linux,
-        elsewhere one after the other): the same files, about 60 ms sooner after a 200,000-request run on
-        two cores.  Not for a process with threads of its own at work (a notebook's kernel): a fork copies
-        only the calling thread.
+        elsewhere one after the other): the same files, sooner on two cores.  Not for a process with threads
+        of its own at work (a notebook's kernel): a fork copies only the calling thread.
         """
         if format not in ("parquet", "csv"):
             raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
@@ -355,7 +374,9 @@ class Result:
                 if "requests" in self._cache:  # built already (and perhaps changed by the caller): write that
                     self.requests.to_parquet(p)
                 elif background:
-                    job = _background.start(lambda: write_requests_parquet(self.record, p))
+                    rec = self.record
+                    job = _background.start(write_requests_table, requests_columns(rec), list(rec.workloads),
+                                            list(rec.status_names), p)
                 else:  # the same file straight from the record's columns, without pandas
                     write_requests_parquet(self.record, p)
             else:
