@@ -160,7 +160,8 @@ def test_inline_probe_outcomes_equal_the_general_path(monkeypatch):
     and delivery tables as an event at the same instant."""
     from meshsim.registry.agent import Agent
 
-    shape = gs.ScaleShape.sized(800, steady_ms=8_000.0, settle_ms=6_000.0, churn_per_s_per_1000=8.0)
+    shape = gs.ScaleShape.sized(800, steady_ms=8_000.0, settle_ms=6_000.0, churn_per_s_per_1000=8.0,
+                                lazy_probes=False)  # every probe runs
     fast = gs.run(shape, seed=4)
     monkeypatch.setattr(Agent, "inline_outcomes", False)
     slow = gs.run(shape, seed=4)
@@ -169,3 +170,29 @@ def test_inline_probe_outcomes_equal_the_general_path(monkeypatch):
         assert len(a) > 20 and a.equals(b), table
     assert fast.propagation.equals(slow.propagation)
     assert slow.summary["events"] > fast.summary["events"] + 1_000
+
+
+@pytest.mark.parametrize("response_ms", [0.0, 30.0])
+def test_lazy_probes_equal_probing_every_interval(monkeypatch, response_ms):
+    """A passing check left unprobed until the churn wakes it (``lazy_probes``) gives the same health, write
+    and delivery tables, to the last bit, as probing every instance every interval, with far fewer events;
+    also with answers that take time (an outcome event after each probe, times that drift by it)."""
+    from meshsim.registry.agent import Agent
+
+    if response_ms:
+        add = Agent.add_instance
+
+        def slow(self, *a, **kw):  # every probe answers after response_ms
+            return add(self, *a, **{**kw, "probe_response_ms": response_ms})
+
+        monkeypatch.setattr(Agent, "add_instance", slow)
+    shape = gs.ScaleShape.sized(800, steady_ms=12_000.0, settle_ms=8_000.0, churn_per_s_per_1000=8.0,
+                                churn_down_ms=7_000.0)
+    lazy = gs.run(shape, seed=4)
+    eager = gs.run(gs.ScaleShape(**{**vars(shape), "lazy_probes": False}), seed=4)
+    for table in ("health", "writes", "streams"):
+        a, b = lazy.registry.frame(table), eager.registry.frame(table)
+        assert len(a) > 20 and a.equals(b), table
+    assert set(lazy.registry.frame("health")["new"]) >= {"critical", "passing"}  # the churn failed checks
+    assert lazy.propagation.equals(eager.propagation)
+    assert lazy.summary["events"] < 0.85 * eager.summary["events"]  # 800 instances, 3-4 probes each skipped

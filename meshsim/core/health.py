@@ -208,3 +208,18 @@ class ProbeCheck(HealthCheck):
         if ok:
             return self._success(PASSING, output or "probe ok", now_ms)
         return self._failure(output or "probe timed out", now_ms)
+
+    @property
+    def quiet(self) -> bool:
+        """True when another successful probe would change nothing but the success count and :attr:`next_probe`:
+        passing, no failure counted, the success threshold reached, the output a success's.
+
+        A shell may then stop probing for as long as the answer cannot change; when it may, the shell reports
+        the probes it skipped with :meth:`result` (all successes) and probes again from when the next is due.
+
+        >>> p = ProbeCheck(interval_ms=5_000, status="passing")
+        >>> p.quiet, (p.start(0.0), p.result(True, 0.0))[1], p.quiet
+        (False, None, True)
+        """
+        return (self.status == PASSING and self._failures == 0 and self._successes >= self.success_before_passing
+                and self.output == "probe ok")

@@ -58,7 +58,7 @@ from ..core.raft import RaftConfig
 from ..errors import ScenarioError, ScenarioErrors
 from ..registry.catalog import Registry
 from ..rng import RandomStreams
-from ..scenario.schema import Context, Dist, Duration, Enum, Field, Float, Int, ListOf, Str, Struct
+from ..scenario.schema import Bool, Context, Dist, Duration, Enum, Field, Float, Int, ListOf, Str, Struct
 from ..sim.kernel import Kernel
 from ..sim.network import Network
 
@@ -118,6 +118,7 @@ class ScaleShape:
     server_cores: int = SERVER_CORES
     per_message_ms: float = SERVE_COST.per_message_ms
     per_instance_ms: float = SERVE_COST.per_instance_ms
+    lazy_probes: bool = True
 
     def __post_init__(self):
         if self.discovery not in ("streaming", "blocking"):
@@ -202,6 +203,9 @@ SHAPE_SCHEMA = Struct("global scale", {
                          doc="work to send one answer or stream message (assumed 50us)"),
     "per_instance": Field(Duration(), default=SERVE_COST.per_instance_ms,
                           doc="work per instance in it (assumed 10us)"),
+    "lazy_probes": Field(Bool(), default=True,
+                         doc="leave a passing check unprobed until its answer may change (the churn says "
+                             "when); the same results as probing every interval, far fewer events"),
 }, doc="The Consul Global Scale Benchmark's shape (meshsim.experiments.global_scale).")
 
 _FIELD_MAP = {"check_interval": "check_interval_ms", "check_timeout": "check_timeout_ms", "start": "start_ms",
@@ -350,9 +354,19 @@ def _run(shape: ScaleShape | None, seed: int) -> ScaleResult:
     # the registry starts converged (every instance registered and passing, as a snapshot on every server:
     # the registration storm of 178,000 writes is not the question); the servers elect a leader, and the
     # sidecars subscribe ``start_ms`` after that
+    agent_of: dict[str, Any] = {}  # instance -> its agent (the churn wakes its probe)
+    agents: dict[int, Any] = {}
+
+    def agent(h: int) -> Any:
+        a = agents.get(h)
+        if a is None:
+            a = agents[h] = reg.agent(hosts[h], lazy_probes=shape.lazy_probes)
+        return a
+
     for iid, svc, ups, h in placement:
-        reg.agent(hosts[h]).add_instance(iid, svc, check=ProbeCheck(status=PASSING, **check),
-                                         probe=partial(_up, down, iid), registered=True)
+        agent_of[iid] = a = agent(h)
+        a.add_instance(iid, svc, check=ProbeCheck(status=PASSING, **check), probe=partial(_up, down, iid),
+                       registered=True)
         if ups:
             subs.setdefault(h, set()).update(ups)
             if shape.target in ups:
@@ -383,11 +397,16 @@ def _run(shape: ScaleShape | None, seed: int) -> ScaleResult:
         others = [r[0] for r in placement if r[1] != shape.target]
         mean_gap_ms = 1_000.0 / (shape.churn_per_s_per_1000 * len(placement) / 1_000.0)
 
+        def recover(iid: str) -> None:
+            down.discard(iid)
+            agent_of[iid].wake(iid)
+
         def flap(_a=None):
             iid = others[int(rng.integers(len(others)))]
             if iid not in down:
                 down.add(iid)
-                kernel.call_later(shape.churn_down_ms, down.discard, iid)
+                agent_of[iid].wake(iid)  # its probe answers differently from now on
+                kernel.call_later(shape.churn_down_ms, recover, iid)
             kernel.call_later(float(rng.exponential(mean_gap_ms)), flap)
 
         kernel.call_at(start_at, flap)
@@ -403,8 +422,8 @@ def _run(shape: ScaleShape | None, seed: int) -> ScaleResult:
         reg.agent(hosts[h]).remove_instance(iid)
         nid = f"{svc}/new-{n}"
         new_ids.append(nid)
-        reg.agent(hosts[int(drng.integers(shape.hosts))]).add_instance(
-            nid, svc, check=ProbeCheck(**check), probe=partial(_up, down, nid))
+        agent_of[nid] = a = agent(int(drng.integers(shape.hosts)))
+        a.add_instance(nid, svc, check=ProbeCheck(**check), probe=partial(_up, down, nid))
     reg.run(shape.settle_ms)
     gone, new = {r[0] for r in old}, set(new_ids)
     commits = [t for t, iid in _commit_log(reg) if iid in gone or iid in new]

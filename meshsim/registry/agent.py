@@ -84,7 +84,7 @@ def ae_retry_delay_ms(retry_ms: float, scale: int, u: float) -> float:
 
 class _Instance:
     __slots__ = ("id", "service", "zone", "tags", "check", "alive", "probe", "heartbeat_ms", "probe_response_ms",
-                 "acked", "inflight", "removed", "ttl_timer_at", "started", "writes")
+                 "acked", "inflight", "removed", "ttl_timer_at", "started", "writes", "asleep_next")
 
     def __init__(self, iid, service, zone, tags, check, alive, probe, heartbeat_ms, probe_response_ms):
         self.id, self.service, self.zone, self.tags = iid, service, zone, tuple(tags)
@@ -97,6 +97,8 @@ class _Instance:
         self.ttl_timer_at: float | None = None
         self.started = False
         self.writes = 0
+        #: lazy probes: when the next probe would run, while none is scheduled (None: probing as usual)
+        self.asleep_next: float | None = None
 
     @property
     def status(self) -> str:
@@ -121,6 +123,14 @@ class Agent:
     scale × ``retry_ms``).  ``stagger`` False removes the random stagger of
     anti-entropy, of its retries and of first probes (exact timings in tests).
     A failed write of one instance is retried after exactly ``retry_ms``.
+
+    ``lazy_probes``: a passing probe check whose next success would change nothing
+    (:attr:`ProbeCheck.quiet <meshsim.core.health.ProbeCheck.quiet>`) is not probed again until
+    :meth:`wake` says its answer may have changed; then the probes it skipped are counted as successes
+    and the next one runs exactly when it would have.  Same health, writes and timings as probing every
+    interval, far fewer events, *provided* every change of a probe's answer is announced with
+    :meth:`wake` (tests/test_global_scale.py compares both).  Off by default: a probe's answer may hang on
+    anything (a crashed host, a fault) that does not call :meth:`wake`.
     """
 
     #: a probe answered with no delay is handled at once rather than as an event at the same instant (the
@@ -129,7 +139,7 @@ class Agent:
 
     def __init__(self, registry: Any, host: str, *, zone: str | None = None, anti_entropy_ms: float | None = None,
                  cluster_size: int | None = None, reap_interval_ms: float = REAP_INTERVAL_MS,
-                 retry_ms: float = AE_RETRY_MS, stagger: bool = True):
+                 retry_ms: float = AE_RETRY_MS, stagger: bool = True, lazy_probes: bool = False):
         for v, what in ((anti_entropy_ms, "anti_entropy_ms"), (reap_interval_ms, "reap_interval_ms"),
                         (retry_ms, "retry_ms")):
             if v is not None and (not v > 0 or not math.isfinite(v)):
@@ -146,6 +156,7 @@ class Agent:
         self.reap_interval_ms = float(reap_interval_ms)
         self.retry_ms = float(retry_ms)
         self.stagger = stagger
+        self.lazy_probes = bool(lazy_probes)
         self.rng = registry.streams.generator(f"{registry.name}/agent/{host}")
         self.instances: dict[str, _Instance] = {}
         self.started = False
@@ -203,6 +214,23 @@ class Agent:
         old = inst.check.status
         self._transition(inst, old, inst.check.heartbeat(self.kernel.now, status, output))
         self._arm_ttl(inst)
+
+    def wake(self, instance_id: str) -> None:
+        """The instance's probe may answer differently from now on (``lazy_probes``): if it was left
+        unprobed, count the probes it skipped (all successes) and schedule the next one when it is due."""
+        inst = self.instances.get(instance_id)
+        if inst is None or inst.asleep_next is None:
+            return
+        due_at, inst.asleep_next = inst.asleep_next, None
+        if inst.removed:
+            return
+        c: ProbeCheck = inst.check
+        now, due, response_ms = self.kernel.now, self.kernel.due, inst.probe_response_ms
+        while due_at < now:  # a probe that started before now saw the old answer: a success
+            decided = due(due_at, c.outcome_time(due_at, True, response_ms))
+            c.result(True, decided)
+            due_at = due(decided, c.next_probe)
+        self.kernel.call_exactly_at(due_at, self._probe, inst)
 
     def remove_instance(self, instance_id: str) -> None:
         """Stop the instance's check and deregister it."""
@@ -297,7 +325,11 @@ class Agent:
             return
         c: ProbeCheck = inst.check
         old = c.status
-        self._transition(inst, old, c.result(ok, self.kernel.now))
+        now = self.kernel.now
+        self._transition(inst, old, c.result(ok, now))
+        if self.lazy_probes and ok and c.quiet and inst.probe_response_ms <= c.timeout_ms and not inst.removed:
+            inst.asleep_next = self.kernel.due(now, c.next_probe)  # no probe until wake()
+            return
         self.kernel.call_at(c.next_probe, self._probe, inst)
 
     def _reap(self, _arg: Any = None) -> None:

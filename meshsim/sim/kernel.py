@@ -120,8 +120,26 @@ class Kernel:
         return t
 
     def call_at(self, time_ms: float, fn: Callable[[Any], Any], arg: Any = None) -> Timer:
-        """Call ``fn(arg)`` at absolute time ``time_ms`` (not before now)."""
+        """Call ``fn(arg)`` at absolute time ``time_ms`` (not before now), at the time :meth:`due` says."""
         return self.call_later(max(0.0, time_ms - self.env.now), fn, arg)
+
+    @staticmethod
+    def due(now_ms: float, time_ms: float) -> float:
+        """The time a :meth:`call_at` for ``time_ms`` made when the clock read ``now_ms`` runs at:
+        ``now + max(0, time - now)``, which may differ from ``time_ms`` in the last bit.
+
+        >>> Kernel.due(0.1, 0.45), Kernel.due(5.0, 2.0)
+        (0.44999999999999996, 5.0)
+        """
+        return now_ms + max(0.0, time_ms - now_ms)
+
+    def call_exactly_at(self, time_ms: float, fn: Callable[[Any], Any], arg: Any = None) -> Timer:
+        """Call ``fn(arg)`` at ``time_ms`` as it is (the caller makes sure it is not before now): for a
+        shell that worked out, with :meth:`due`, when calls it did not make would have run."""
+        t = Timer(fn, arg, self)
+        t.callbacks = _FIRE
+        heappush(self._heap, (time_ms, NORMAL, next(self._eid), t))
+        return t
 
     def compact(self) -> None:
         """Drop cancelled timers from the heap.
