@@ -331,3 +331,42 @@ def test_scenario_key_and_summary_keys():
     assert reg["load"]["duration_ms"] > 30_000
     with pytest.raises(Exception):
         meshsim.run(meshsim.example("registry_failover"), overrides={"registry.discovery": "poll"})
+
+
+class _Entry:
+    __slots__ = ("id", "status")
+
+    def __init__(self, iid: str, status: str):
+        self.id, self.status = iid, status
+
+    def __repr__(self) -> str:
+        return f"{self.id}:{self.status}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcdefghij"), st.sampled_from(["passing", "critical", None])),
+                max_size=60),
+       st.booleans())
+def test_patched_entries_equal_the_selection_rebuilt_from_the_whole_view(changes, passing_only):
+    """Stream keeps its entries message by message (streaming.patched): after any sequence of upserts and
+    removals they are what sorting and filtering the whole view gives."""
+    from meshsim.registry.streaming import patched
+
+    view, ids, entries = MaterializedView(), [], ()
+    for n, (key, status) in enumerate(changes, start=1):
+        value = None if status is None else _Entry(key, status)
+        view.apply(Event(n, "web", key, value))
+        entries = patched(ids, entries, key, value,
+                          value is not None and (not passing_only or value.status == "passing"))
+        items = view.items
+        rebuilt = tuple(items[k] for k in sorted(items) if not passing_only or items[k].status == "passing")
+        assert entries == rebuilt and ids == [e.id for e in rebuilt]
+
+
+def test_a_snapshot_s_items_come_sorted_by_id():
+    """What Stream relies on to select a snapshot's entries without sorting them again."""
+
+    pub = EventPublisher()
+    state = {k: k.upper() for k in ("web-10", "web-2", "api-1", "web-1")}
+    (snap,) = pub.subscribe("web", 0, state, 5)
+    assert [k for k, _v in snap.items] == sorted(state)

@@ -77,7 +77,7 @@ True
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,12 +166,13 @@ class EventPublisher:
         t.events.append(ev)
         return ev, tuple(t.subscribers)
 
-    def subscribe(self, topic: str, index: int, state: Mapping[str, Any], state_index: int,
-                  subscriber: Any = None, resume: str = "consul") -> list[Snapshot | Event]:
+    def subscribe(self, topic: str, index: int, state: Mapping[str, Any] | Sequence[tuple[str, Any]],
+                  state_index: int, subscriber: Any = None, resume: str = "consul") -> list[Snapshot | Event]:
         """What a new subscription to ``topic`` from ``index`` gets first: the events after ``index``
         (resume) or a :class:`Snapshot` of ``state`` (the topic's current items, at the topic's index
-        ``state_index``).  ``subscriber`` (any hashable) then receives the topic's later events
-        (see :meth:`publish`) until :meth:`unsubscribe`."""
+        ``state_index``: a mapping, or its (key, value) pairs already sorted by key).  ``subscriber`` (any
+        hashable) then receives the topic's later events (see :meth:`publish`) until :meth:`unsubscribe`.
+        A snapshot's items are sorted by key."""
         if resume not in RESUME_RULES:
             raise ValueError(f"unknown resume rule {resume!r}; valid: {', '.join(RESUME_RULES)}")
         t = self._topic(topic)
@@ -183,7 +184,7 @@ class EventPublisher:
                     return []
             elif t.floor <= index <= state_index:
                 return [e for e in t.events if e.index > index]
-        items = tuple(sorted(state.items()))
+        items = tuple(sorted(state.items())) if isinstance(state, Mapping) else tuple(state)
         return [Snapshot(topic, state_index, items, reset=index > 0)]
 
     def unsubscribe(self, topic: str, subscriber: Any) -> None:
@@ -222,14 +223,25 @@ class MaterializedView:
     meshsim.core.stream.StreamOrderError: event (7, 'b') delivered twice
     """
 
-    __slots__ = ("index", "items", "events", "snapshots", "_at_index")
+    __slots__ = ("index", "_items", "_snapshot", "events", "snapshots", "_at_index")
 
     def __init__(self) -> None:
         self.index = 0
-        self.items: dict[str, Any] = {}
+        self._items: dict[str, Any] | None = {}
+        #: the last snapshot's items, until an event needs them as a dict (most views of a large cluster
+        #: never get one: no dict for them)
+        self._snapshot: tuple[tuple[str, Any], ...] = ()
         self.events = 0
         self.snapshots = 0
         self._at_index: set[str] = set()  # keys applied at ``index`` (to catch duplicates)
+
+    @property
+    def items(self) -> dict[str, Any]:
+        """The topic's items (key -> value) as of :attr:`index`."""
+        if self._items is None:
+            self._items = dict(self._snapshot)
+            self._snapshot = ()
+        return self._items
 
     @property
     def loaded(self) -> bool:
@@ -238,7 +250,7 @@ class MaterializedView:
 
     def apply(self, msg: Snapshot | Event) -> None:
         if isinstance(msg, Snapshot):
-            self.items = dict(msg.items)
+            self._items, self._snapshot = None, msg.items
             self.index = msg.index
             self.snapshots += 1
             self._at_index = set()
@@ -253,10 +265,11 @@ class MaterializedView:
         self._at_index.add(msg.key)
         self.index = msg.index
         self.events += 1
+        items = self.items
         if msg.value is None:
-            self.items.pop(msg.key, None)
+            items.pop(msg.key, None)
         else:
-            self.items[msg.key] = msg.value
+            items[msg.key] = msg.value
 
 
 def retry_wait_ms(failures: int, u: float, factor_ms: float = 1_000.0, max_wait_ms: float = 60_000.0,

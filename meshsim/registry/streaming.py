@@ -44,6 +44,7 @@ True
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -145,6 +146,9 @@ class StreamHub:
         self.retry_factor_ms = float(retry_factor_ms)
         self._publishers: dict[str, tuple[int, EventPublisher]] = {}
         self._catalogs: dict[str, Any] = {}  # the catalog object each publisher follows
+        #: per service, the last snapshot's items and the catalog answer they came from (the same tuple object
+        #: while the service does not change: the subscribers of one service share one items tuple)
+        self._state_items: dict[str, tuple[tuple, tuple]] = {}
         self._conns: dict[str, dict[_Conn, None]] = {n: {} for n in registry.cluster.servers}  # ordered sets
         self._load = {n: _zero_load() for n in registry.cluster.servers}
         self._rng = Uniforms(registry.streams.generator(f"{registry.name}/stream/retry"))
@@ -208,9 +212,12 @@ class StreamHub:
         self._conns[conn.server][conn] = None
         cat = st.catalog
         service = conn.service
-        state = {e.id: e for e in cat.service_instances(service, False)}
+        entries = cat.service_instances(service, False)  # sorted by id, shared by every catalog at this index
+        cached = self._state_items.get(service)
+        if cached is None or cached[0] is not entries:
+            cached = self._state_items[service] = (entries, tuple([(e.id, e) for e in entries]))
         pub = self.publisher(conn.server)
-        first = pub.subscribe(service, req.index, state, cat.index(service), conn, self.resume)
+        first = pub.subscribe(service, req.index, cached[1], cat.index(service), conn, self.resume)
         ld = self._load[conn.server]
         ld["subscriptions"] += 1
         if not first or isinstance(first[0], Event):
@@ -296,6 +303,10 @@ class Stream:
         self.delivered = 0
         self.entries: tuple[ServiceEntry, ...] = ()
         self._last_sent: tuple | None = None
+        #: the view's instances that ``entries`` is made of, as (sorted ids, their entries): kept up to date
+        #: message by message rather than rebuilt from the whole view (see :func:`patched`)
+        self._ids: list[str] = []
+        self._selected: tuple[ServiceEntry, ...] = ()
 
     @property
     def index(self) -> int:
@@ -353,15 +364,45 @@ class Stream:
             delay = now - ct[msg.index - 1] if 0 < msg.index <= len(ct) else math.nan
         self.hub.deliveries.append((now, self.client.host, self.service, kind, msg.index, delay, conn.server,
                                     sent_at))
-        items = self.view.items
-        entries = tuple(items[k] for k in sorted(items)
-                        if not self.passing_only or items[k].status == PASSING)
+        passing_only = self.passing_only
+        if kind == "event":
+            value = msg.value
+            entries = patched(self._ids, self._selected, msg.key, value,
+                              value is not None and (not passing_only or value.status == PASSING))
+        else:  # a snapshot's items come sorted by id (EventPublisher.subscribe)
+            kept = [kv for kv in msg.items if not passing_only or kv[1].status == PASSING]
+            self._ids = [k for k, _v in kept]
+            entries = tuple([v for _k, v in kept])
+        self._selected = entries
         if entries == self._last_sent and self.delivered:
             return
         self._last_sent = entries
         self.entries = entries
         self.delivered += 1
         self.callback(now, entries, self.view.index)
+
+
+def patched(ids: list[str], entries: tuple, key: str, value: Any, keep: bool) -> tuple:
+    """``entries`` (the values of the sorted ``ids``) after ``key`` changed to ``value``, kept if ``keep``;
+    ``ids`` is updated in place.  The same tuple as rebuilding the selection from the whole view, with one
+    bisection instead of a pass over every instance (tests/test_registry_streaming.py compares both).
+
+    >>> ids = ["a", "c"]; e = patched(ids, ("A", "C"), "b", "B", True); e, ids
+    (('A', 'B', 'C'), ['a', 'b', 'c'])
+    >>> patched(ids, e, "a", None, False), ids
+    (('B', 'C'), ['b', 'c'])
+    """
+    i = bisect_left(ids, key)
+    present = i < len(ids) and ids[i] == key
+    if keep:
+        if present:
+            return entries[:i] + (value,) + entries[i + 1:]
+        ids.insert(i, key)
+        return entries[:i] + (value,) + entries[i:]
+    if present:
+        del ids[i]
+        return entries[:i] + entries[i + 1:]
+    return entries
 
 
 def deliveries_frame(rows: list[tuple]):
