@@ -225,7 +225,7 @@ def load_shape(source: str | Path | dict | None = None, overrides: dict[str, Any
     ...     load_shape({"instance": 10})
     ... except Exception as e:
     ...     print(e)
-    instance: unknown key; valid keys are instances, hosts, tiers, shared_instances, servers, zones, discovery, blocking_mode, check_interval, check_timeout, start, steady, settle, target, deploy, churn, churn_down, raft_multiplier, coalesce, disk_delay, server_cores, per_message, per_instance (did you mean 'instances'?)
+    instance: unknown key; valid keys are instances, hosts, tiers, shared_instances, servers, zones, discovery, blocking_mode, check_interval, check_timeout, start, steady, settle, target, deploy, churn, churn_down, raft_multiplier, coalesce, disk_delay, server_cores, per_message, per_instance, lazy_probes (did you mean 'instances'?)
     """
     from ..scenario.load import parse_override, read_yaml, set_path
 
