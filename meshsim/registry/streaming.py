@@ -303,10 +303,9 @@ class Stream:
         self.delivered = 0
         self.entries: tuple[ServiceEntry, ...] = ()
         self._last_sent: tuple | None = None
-        #: the view's instances that ``entries`` is made of, as (sorted ids, their entries): kept up to date
-        #: message by message rather than rebuilt from the whole view (see :func:`patched`)
+        #: the sorted ids of ``entries``, kept up to date message by message with them rather than rebuilt
+        #: from the whole view (see :func:`patched`)
         self._ids: list[str] = []
-        self._selected: tuple[ServiceEntry, ...] = ()
 
     @property
     def index(self) -> int:
@@ -367,15 +366,14 @@ class Stream:
         passing_only = self.passing_only
         if kind == "event":
             value = msg.value
-            entries = patched(self._ids, self._selected, msg.key, value,
+            entries = patched(self._ids, self.entries, msg.key, value,
                               value is not None and (not passing_only or value.status == PASSING))
         else:  # a snapshot's items come sorted by id (EventPublisher.subscribe)
             kept = [kv for kv in msg.items if not passing_only or kv[1].status == PASSING]
             self._ids = [k for k, _v in kept]
             entries = tuple([v for _k, v in kept])
-        self._selected = entries
         if entries == self._last_sent and self.delivered:
-            return
+            return  # the same instances as delivered last (and held in self.entries)
         self._last_sent = entries
         self.entries = entries
         self.delivered += 1

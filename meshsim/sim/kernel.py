@@ -114,14 +114,11 @@ class Kernel:
 
     def call_later(self, delay_ms: float, fn: Callable[[Any], Any], arg: Any = None) -> Timer:
         """Call ``fn(arg)`` after ``delay_ms``; returns a cancellable Timer."""
-        t = Timer(fn, arg, self)
-        t.callbacks = _FIRE
-        heappush(self._heap, (self.env._now + delay_ms, NORMAL, next(self._eid), t))  # env.schedule, inlined
-        return t
+        return self.call_exactly_at(self.env._now + delay_ms, fn, arg)  # env.schedule's time
 
     def call_at(self, time_ms: float, fn: Callable[[Any], Any], arg: Any = None) -> Timer:
         """Call ``fn(arg)`` at absolute time ``time_ms`` (not before now), at the time :meth:`due` says."""
-        return self.call_later(max(0.0, time_ms - self.env.now), fn, arg)
+        return self.call_exactly_at(self.due(self.env._now, time_ms), fn, arg)
 
     @staticmethod
     def due(now_ms: float, time_ms: float) -> float:
@@ -138,7 +135,7 @@ class Kernel:
         shell that worked out, with :meth:`due`, when calls it did not make would have run."""
         t = Timer(fn, arg, self)
         t.callbacks = _FIRE
-        heappush(self._heap, (time_ms, NORMAL, next(self._eid), t))
+        heappush(self._heap, (time_ms, NORMAL, next(self._eid), t))  # env.schedule, inlined
         return t
 
     def compact(self) -> None:
